@@ -1,0 +1,31 @@
+# trialcds — every target sets itself up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test demo bench serve fhir-up fhir-down clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+serve: $(STAMP)
+	$(VENV)/bin/trialcds serve --dev
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis var
+
+# The local HAPI FHIR JPA server (hapi/): built with Maven on first use.
+fhir-up:
+	bash scripts/fhir-up.sh
+
+fhir-down:
+	bash scripts/fhir-down.sh
