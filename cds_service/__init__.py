@@ -1,0 +1,1 @@
+"""trialcds: CDS Hooks trial screening for NCT05271110."""

@@ -1,0 +1,145 @@
+"""Small readers for FHIR R4 resources held as plain JSON (dicts).
+
+The hot path never builds pydantic models of incoming resources: these helpers read only the
+elements we need and tolerate the shapes real servers send. Anything structurally wrong raises
+``MalformedResource`` so that the caller can skip that one resource and note why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from fhir_mappings.codes import Coding, normalise_system
+
+
+class MalformedResource(ValueError):
+    """A resource whose structure does not fit FHIR R4 where we read it."""
+
+
+def ref_of(resource: dict) -> str:
+    """``Type/id`` of a resource (``Type/?`` when it has no id)."""
+    return f"{resource.get('resourceType', '?')}/{resource.get('id', '?')}"
+
+
+def as_list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedResource(f"{where} should be a list")
+    return value
+
+
+def as_dict(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedResource(f"{where} should be an object")
+    return value
+
+
+def codings(concept: Any, where: str = "CodeableConcept") -> list[Coding]:
+    """The codings of a CodeableConcept (or of a bare Coding), systems normalised."""
+    concept = as_dict(concept, where)
+    raw = concept.get("coding")
+    items = as_list(raw, f"{where}.coding") if raw is not None else ([concept] if "code" in concept else [])
+    result = []
+    for item in items:
+        item = as_dict(item, f"{where}.coding")
+        code = item.get("code")
+        if code is None:
+            continue
+        result.append(Coding(normalise_system(item.get("system")), str(code).strip(), str(item.get("display") or "")))
+    return result
+
+
+def concept_text(concept: Any) -> str:
+    """Every human-readable word of a concept (text and displays), lower-cased, for keyword rules."""
+    concept = as_dict(concept, "CodeableConcept")
+    parts = [str(concept.get("text") or "")]
+    parts += [c.display for c in codings(concept)]
+    return " ".join(p for p in parts if p).lower()
+
+
+def concepts(resource: dict, element: str) -> list[dict]:
+    """One or many CodeableConcepts at ``element`` (FHIR repeats some, not others)."""
+    value = resource.get(element)
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    return [as_dict(v, element) for v in as_list(value, element)]
+
+
+def parse_date(value: Any) -> date | None:
+    """A FHIR date/dateTime/instant → its calendar date. Partial dates mean their first day."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 4:
+        raise MalformedResource(f"not a FHIR date: {value!r}")
+    try:
+        year = int(value[0:4])
+        month = int(value[5:7]) if len(value) >= 7 else 1
+        day = int(value[8:10]) if len(value) >= 10 else 1
+        return date(year, month, day)
+    except ValueError as exc:
+        raise MalformedResource(f"not a FHIR date: {value!r}") from exc
+
+
+def period_bounds(period: Any, where: str = "Period") -> tuple[date | None, date | None]:
+    period = as_dict(period, where)
+    return parse_date(period.get("start")), parse_date(period.get("end"))
+
+
+def effective_date(resource: dict, prefix: str = "effective") -> date | None:
+    """``effective[x]`` (or ``performed[x]``, ``onset[x]`` …): the dateTime, or the Period's start."""
+    if f"{prefix}DateTime" in resource:
+        return parse_date(resource[f"{prefix}DateTime"])
+    if f"{prefix}Instant" in resource:
+        return parse_date(resource[f"{prefix}Instant"])
+    if f"{prefix}Period" in resource:
+        start, end = period_bounds(resource[f"{prefix}Period"], f"{prefix}Period")
+        return start or end
+    return None
+
+
+def reference(value: Any, where: str = "reference") -> str | None:
+    value = as_dict(value, where)
+    ref = value.get("reference")
+    if ref is not None and not isinstance(ref, str):
+        raise MalformedResource(f"{where}.reference should be a string")
+    return ref
+
+
+def quantity(value: Any, where: str = "valueQuantity") -> tuple[float, str] | None:
+    """(value, unit code) of a Quantity; the UCUM code wins over the free-text unit."""
+    value = as_dict(value, where)
+    if not value:
+        return None
+    number = value.get("value")
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise MalformedResource(f"{where}.value should be a number")
+    unit = value.get("code") or value.get("unit") or ""
+    if not isinstance(unit, str):
+        raise MalformedResource(f"{where}.unit should be a string")
+    return float(number), unit.strip()
+
+
+def extensions(resource: dict, url_fragment: str) -> Iterator[dict]:
+    """Extensions whose url contains ``url_fragment`` (mCODE moved URLs between versions)."""
+    for ext in as_list(resource.get("extension"), "extension"):
+        ext = as_dict(ext, "extension")
+        if url_fragment in str(ext.get("url", "")):
+            yield ext
+
+
+def status_code(resource: dict, element: str) -> str | None:
+    """A plain code (``status``) or the first code of a CodeableConcept (``clinicalStatus``)."""
+    value = resource.get(element)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    found = codings(value, element)
+    return found[0].code if found else None

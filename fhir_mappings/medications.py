@@ -1,0 +1,115 @@
+"""MedicationStatement / MedicationRequest / MedicationAdministration → medicine use by class.
+
+mCODE STU1 recorded treatment as MedicationStatement; STU2+ (following US Core) uses
+MedicationRequest and MedicationAdministration. All three are read, with the medicine given as a
+CodeableConcept or as a Reference to a contained or separately fetched Medication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fhir_mappings import codes
+from fhir_mappings.codes import Coding, Drug
+from fhir_mappings.facts import MedicationUse
+from fhir_mappings.fhirjson import (
+    as_dict,
+    as_list,
+    codings,
+    concept_text,
+    effective_date,
+    parse_date,
+    period_bounds,
+    ref_of,
+    reference,
+)
+from fhir_mappings.record import PatientRecord
+
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+CLASSES = (
+    ("anticancer", codes.ANTICANCER_DRUGS, codes.ANTICANCER_ATC_PREFIX),
+    ("immunosuppressants", codes.IMMUNOSUPPRESSANTS, codes.IMMUNOSUPPRESSANT_ATC_PREFIX),
+    ("corticosteroids", codes.CORTICOSTEROIDS, codes.CORTICOSTEROID_ATC_PREFIX),
+)
+
+
+def read_medications(record: PatientRecord) -> list[tuple[str, MedicationUse]]:
+    """(class, use) for every medicine of a class we know; one resource may fall in several."""
+    found: list[tuple[str, MedicationUse]] = []
+    for rtype in MEDICATION_TYPES:
+        found += record.read_each(rtype, lambda res: _read_medication(res, record))
+    return found
+
+
+def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[str, MedicationUse]]:
+    medicine_codings, text = _medicine(resource, record)
+    start, end, last = _dates(resource)
+    for name, drugs, atc_prefix in CLASSES:
+        matched = identify(drugs, atc_prefix, medicine_codings, text)
+        if matched:
+            yield name, MedicationUse(
+                ref=ref_of(resource),
+                resource_type=resource["resourceType"],
+                drugs=matched,
+                label=text or ", ".join(matched),
+                status=resource.get("status"),
+                start=start,
+                end=end,
+                last_date=last,
+            )
+
+
+def identify(drugs: tuple[Drug, ...], atc_prefix: str, found: list[Coding], text: str) -> tuple[str, ...]:
+    """Names of the drugs of a class that the codings or text name (RxNorm, ATC, or the name)."""
+    rxnorm = {c.code for c in found if c.system == codes.RXNORM}
+    named = [d.name for d in drugs if d.rxnorm & rxnorm or any(n in text for n in d.names)]
+    # nab-paclitaxel's names contain "paclitaxel": report the more specific drug only.
+    if "nab-paclitaxel" in named and "paclitaxel" in named:
+        named.remove("paclitaxel")
+    if not named and any(c.system == codes.ATC and c.code.upper().startswith(atc_prefix) for c in found):
+        named = [next((c.display for c in found if c.display), None) or f"ATC {atc_prefix}"]
+    return tuple(dict.fromkeys(named))
+
+
+def _medicine(resource: dict, record: PatientRecord) -> tuple[list[Coding], str]:
+    """The codings and lower-cased text naming the medicine, whichever way it is given."""
+    if "medicationCodeableConcept" in resource:
+        concept = resource["medicationCodeableConcept"]
+        return codings(concept, "medicationCodeableConcept"), concept_text(concept)
+    ref = reference(resource.get("medicationReference"), "medicationReference")
+    medication = record.resolve(ref, container=resource)
+    if medication is None:
+        display = str(as_dict(resource.get("medicationReference"), "medicationReference").get("display") or "")
+        if ref:
+            record.note(ref_of(resource), f"noted: medication {ref} not available; read its display only")
+        return [], display.lower()
+    found = codings(medication.get("code"), "Medication.code")
+    words = [concept_text(medication.get("code"))]
+    for ingredient in as_list(medication.get("ingredient"), "Medication.ingredient"):
+        item = as_dict(ingredient, "ingredient").get("itemCodeableConcept")
+        if item is not None:
+            found += codings(item, "ingredient")
+            words.append(concept_text(item))
+    return found, " ".join(w for w in words if w)
+
+
+def _dates(resource: dict) -> tuple:
+    """(start, end, newest date) as each resource type records them."""
+    rtype = resource["resourceType"]
+    if rtype == "MedicationRequest":
+        authored = parse_date(resource.get("authoredOn"))
+        start = end = None
+        for dosage in as_list(resource.get("dosageInstruction"), "dosageInstruction"):
+            repeat = as_dict(as_dict(as_dict(dosage, "dosage").get("timing"), "timing").get("repeat"), "repeat")
+            if "boundsPeriod" in repeat:
+                start, end = period_bounds(repeat["boundsPeriod"], "boundsPeriod")
+                break
+        return start or authored, end, end or authored
+    if "effectivePeriod" in resource:
+        start, end = period_bounds(resource["effectivePeriod"], "effectivePeriod")
+        return start, end, end or start
+    when = effective_date(resource)
+    if rtype == "MedicationStatement":
+        asserted = parse_date(resource.get("dateAsserted"))
+        return when, None, when or asserted
+    return when, when, when

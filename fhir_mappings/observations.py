@@ -1,0 +1,278 @@
+"""Observation → performance status, liver lesions, CA 19-9, disease status, pregnancy, staging hints."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from fhir_mappings import codes
+from fhir_mappings.codes import Coding
+from fhir_mappings.facts import Diagnosis, LesionMeasurement, Reading
+from fhir_mappings.fhirjson import (
+    MalformedResource,
+    as_dict,
+    as_list,
+    codings,
+    concept_text,
+    concepts,
+    effective_date,
+    quantity,
+    ref_of,
+    reference,
+)
+from fhir_mappings.record import PatientRecord
+
+
+def _code_set(resource: dict) -> set[tuple[str, str]]:
+    return {(c.system, c.code) for c in codings(resource.get("code"), "code")}
+
+
+def _value_codings(resource: dict) -> list[Coding]:
+    value = resource.get("valueCodeableConcept")
+    return codings(value, "valueCodeableConcept") if value is not None else []
+
+
+# --- Performance status --------------------------------------------------------------------
+
+def karnofsky_to_ecog(score: float) -> int:
+    """The protocol's conversion: ≥ 90 → 0, ≥ 70 → 1, ≥ 50 → 2, ≥ 30 → 3, ≥ 10 → 4, else 5."""
+    for floor, ecog in ((90, 0), (70, 1), (50, 2), (30, 3), (10, 4)):
+        if score >= floor:
+            return ecog
+    return 5
+
+
+def read_performance(record: PatientRecord) -> list[Reading]:
+    return record.read_each("Observation", _read_performance)
+
+
+def _read_performance(resource: dict) -> Iterator[Reading]:
+    found = _code_set(resource)
+    if found & codes.ECOG_CODES:
+        grade = _ecog_grade(resource)
+        if grade is None:
+            raise MalformedResource("ECOG observation without a value")
+        yield Reading(ref_of(resource), effective_date(resource), grade, f"ECOG {grade}")
+    elif found & codes.KARNOFSKY_CODES:
+        score = _number(resource)
+        if score is None or not 0 <= score <= 100:
+            raise MalformedResource("Karnofsky score missing or outside 0–100")
+        grade = karnofsky_to_ecog(score)
+        yield Reading(ref_of(resource), effective_date(resource), grade,
+                      f"Karnofsky {score:g} (= ECOG {grade})")
+
+
+def _number(resource: dict) -> float | None:
+    if "valueInteger" in resource:
+        value = resource["valueInteger"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MalformedResource("valueInteger should be an integer")
+        return float(value)
+    if "valueQuantity" in resource:
+        found = quantity(resource["valueQuantity"])
+        return found[0] if found else None
+    return None
+
+
+def _ecog_grade(resource: dict) -> int | None:
+    number = _number(resource)
+    if number is not None:
+        if not 0 <= number <= 5 or number != int(number):
+            raise MalformedResource("ECOG grade outside 0–5")
+        return int(number)
+    answers = _value_codings(resource) + [
+        c for concept in concepts(resource, "interpretation") for c in codings(concept, "interpretation")]
+    for coding in answers:
+        if coding.code in codes.ECOG_ANSWERS:
+            return codes.ECOG_ANSWERS[coding.code]
+        if coding.code.isdigit() and 0 <= int(coding.code) <= 5:
+            return int(coding.code)
+    return None
+
+
+# --- Liver lesions -------------------------------------------------------------------------
+
+def read_liver_lesions(record: PatientRecord, liver_conditions: set[str]) -> list[LesionMeasurement]:
+    """Longest diameters of lesions located in the liver, in mm.
+
+    ``liver_conditions`` are the references of liver-metastasis Conditions, so that a measurement
+    whose ``focus`` is such a Condition counts as a liver lesion.
+    """
+    return record.read_each("Observation", lambda res: _read_lesion(res, record, liver_conditions))
+
+
+def _read_lesion(resource: dict, record: PatientRecord, liver_conditions: set[str]) -> Iterator[LesionMeasurement]:
+    found = _code_set(resource)
+    if found & codes.TUMOUR_SIZE_CODES:
+        measured = None
+        for component in as_list(resource.get("component"), "component"):
+            component = as_dict(component, "component")
+            if codes.LONGEST_DIAMETER in {(c.system, c.code) for c in codings(component.get("code"), "component")}:
+                measured = quantity(component.get("valueQuantity"), "component.valueQuantity")
+        if measured is None:
+            raise MalformedResource("tumour size without a longest-dimension (33728-7) value")
+    elif codes.LONGEST_DIAMETER in found:
+        measured = quantity(resource.get("valueQuantity"))
+        if measured is None:
+            raise MalformedResource("longest dimension without a value")
+    else:
+        return
+    lesion = _liver_lesion_key(resource, record, liver_conditions)
+    if lesion is None:
+        return
+    value, unit = measured
+    factor = codes.LENGTH_UNITS_MM.get(unit.lower())
+    if factor is None:
+        record.note(ref_of(resource), f"skipped: tumour size in unit {unit!r} (mm or cm expected)")
+        return
+    yield LesionMeasurement(ref_of(resource), effective_date(resource), value * factor, lesion)
+
+
+def _liver_lesion_key(resource: dict, record: PatientRecord, liver_conditions: set[str]) -> str | None:
+    """The lesion's identity when the measurement is located in the liver, else None."""
+    own = ref_of(resource)
+    for site in concepts(resource, "bodySite"):
+        if _is_liver(site):
+            return own
+    for focus in as_list(resource.get("focus"), "focus"):
+        target_ref = reference(focus, "focus")
+        target = record.resolve(target_ref)
+        if target is None:
+            if target_ref in liver_conditions:
+                return own
+            continue
+        if target.get("resourceType") == "BodyStructure" and _body_structure_in_liver(target):
+            return ref_of(target)
+        if ref_of(target) in liver_conditions:
+            return own
+    return None
+
+
+def _is_liver(concept: dict) -> bool:
+    return codes.LIVER_SITE.matches(codings(concept, "site"), concept_text(concept))
+
+
+def _body_structure_in_liver(structure: dict) -> bool:
+    places = concepts(structure, "location") + concepts(structure, "locationQualifier")
+    for included in as_list(structure.get("includedStructure"), "includedStructure"):
+        places += concepts(as_dict(included, "includedStructure"), "structure")
+    return any(_is_liver(place) for place in places)
+
+
+# --- CA 19-9 -------------------------------------------------------------------------------
+
+def read_ca19_9(record: PatientRecord) -> list[Reading]:
+    return record.read_each("Observation", lambda res: _read_ca19_9(res, record))
+
+
+def _read_ca19_9(resource: dict, record: PatientRecord) -> Iterator[Reading]:
+    if not _code_set(resource) & codes.CA19_9_CODES:
+        return
+    measured = quantity(resource.get("valueQuantity"))
+    if measured is None:
+        raise MalformedResource("CA 19-9 without a numeric value")
+    value, unit = measured
+    if unit and unit.lower() not in codes.CA19_9_UNITS:
+        record.note(ref_of(resource), f"skipped: CA 19-9 in unit {unit!r} (U/mL expected)")
+        return
+    yield Reading(ref_of(resource), effective_date(resource), value, f"CA 19-9 {value:g} U/mL")
+
+
+# --- Disease status ------------------------------------------------------------------------
+
+_STATUS_WORDS = (("progress", "progression"), ("worse", "progression"), ("stable", "stable"),
+                 ("improv", "improved"), ("remission", "remission"), ("undetermined", "undetermined"))
+
+
+def read_disease_status(record: PatientRecord) -> list[Reading]:
+    return record.read_each("Observation", _read_disease_status)
+
+
+def _read_disease_status(resource: dict) -> Iterator[Reading]:
+    if not _code_set(resource) & codes.DISEASE_STATUS_CODES:
+        return
+    status = None
+    for coding in _value_codings(resource):
+        status = codes.DISEASE_STATUS_VALUES.get(coding.code)
+        if status:
+            break
+    if status is None:
+        words = concept_text(resource.get("valueCodeableConcept"))
+        status = next((s for word, s in _STATUS_WORDS if word in words), None)
+    if status is None:
+        raise MalformedResource("disease status without a recognised value")
+    yield Reading(ref_of(resource), effective_date(resource), status, f"disease status: {status}")
+
+
+# --- Pregnancy and breastfeeding -----------------------------------------------------------
+
+def read_pregnancy_status(record: PatientRecord) -> list[Reading]:
+    return record.read_each("Observation", _read_pregnancy_status)
+
+
+def _read_pregnancy_status(resource: dict) -> Iterator[Reading]:
+    if not _code_set(resource) & codes.PREGNANCY_STATUS_CODES:
+        return
+    for coding in _value_codings(resource):
+        if coding.code in codes.PREGNANCY_STATUS_VALUES:
+            status = codes.PREGNANCY_STATUS_VALUES[coding.code]
+            yield Reading(ref_of(resource), effective_date(resource), status, f"pregnancy status: {status}")
+            return
+    raise MalformedResource("pregnancy status without a recognised value")
+
+
+def read_breastfeeding(record: PatientRecord) -> list[Reading]:
+    return record.read_each("Observation", _read_breastfeeding)
+
+
+def _read_breastfeeding(resource: dict) -> Iterator[Reading]:
+    if not _code_set(resource) & codes.BREASTFEEDING_CODES:
+        return
+    value_codes = {(c.system, c.code) for c in _value_codings(resource)}
+    words = concept_text(resource.get("valueCodeableConcept")) if "valueCodeableConcept" in resource else ""
+    if resource.get("valueBoolean") is True or value_codes & codes.BREASTFEEDING_YES:
+        feeding = True
+    elif resource.get("valueBoolean") is False or value_codes & codes.BREASTFEEDING_NO:
+        feeding = False
+    elif words:
+        feeding = ("breast" in words or "lactat" in words) and not re.search(r"\bnot\b|\bno\b|stopped", words)
+    else:
+        raise MalformedResource("breastfeeding status without a value")
+    yield Reading(ref_of(resource), effective_date(resource), feeding,
+                  "breastfeeding" if feeding else "not breastfeeding")
+
+
+# --- Metastasis history and staging --------------------------------------------------------
+
+def read_liver_metastasis_history(record: PatientRecord) -> list[Diagnosis]:
+    """mCODE history-of-metastatic-cancer Observations that place a metastasis in the liver."""
+    return record.read_each("Observation", _read_metastasis_history)
+
+
+def _read_metastasis_history(resource: dict) -> Iterator[Diagnosis]:
+    found = _code_set(resource)
+    to_liver = bool(found & codes.METASTASIS_HISTORY_LIVER) or (
+        (codes.SNOMED, "1287652008") in found and any(_is_liver(s) for s in concepts(resource, "bodySite")))
+    if not to_liver or resource.get("valueBoolean") is False:
+        return
+    yield Diagnosis(ref_of(resource), "history of cancer metastatic to liver", effective_date(resource))
+
+
+_T4 = re.compile(r"(?<![a-z0-9])[cpy]{0,2}t4[a-d]?(?![0-9])", re.IGNORECASE)
+
+
+def read_unresectable(record: PatientRecord) -> list[Reading]:
+    """Evidence against a resectable primary: a T4 category, arterial involvement, locally advanced."""
+    return record.read_each("Observation", _read_unresectable)
+
+
+def _read_unresectable(resource: dict) -> Iterator[Reading]:
+    found = _code_set(resource)
+    value = resource.get("valueCodeableConcept")
+    words = concept_text(value) if value is not None else ""
+    if found & codes.T_CATEGORY_CODES:
+        value_codes = " ".join(c.code for c in _value_codings(resource))
+        if _T4.search(words) or _T4.search(value_codes):
+            yield Reading(ref_of(resource), effective_date(resource), "T4 primary tumour", "clinical T4")
+    elif words and any(k in words for k in codes.UNRESECTABLE_KEYWORDS):
+        yield Reading(ref_of(resource), effective_date(resource), words, words)
