@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench serve fhir-up fhir-down clean
+.PHONY: setup test demo demo-down bench serve fhir-up fhir-down clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# HAPI + seeds + the service, every seed patient through patient-view; the service keeps running.
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+demo-down:
+	-[ -f var/serve.pid ] && kill -TERM -- -$$(cat var/serve.pid) 2>/dev/null; rm -f var/serve.pid
+	bash scripts/fhir-down.sh
 
 serve: $(STAMP)
 	$(VENV)/bin/trialcds serve --dev
