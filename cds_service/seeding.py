@@ -50,15 +50,26 @@ def rebase_bundle(bundle: dict, anchor: date, target: date) -> dict:
     return _shift(copy.deepcopy(bundle), shift) if shift else copy.deepcopy(bundle)
 
 
+# FHIR date, dateTime and instant elements by name; codes such as RxNorm "4492" look like years.
+_DATE_KEYS = frozenset({"date", "start", "end", "authoredOn", "issued", "started", "birthDate", "recordedDate",
+                        "dateAsserted", "lastUpdated", "deceasedDateTime"})
+_DATE_SUFFIXES = ("DateTime", "Date", "Instant")
+
+
+def _is_date_key(key: str) -> bool:
+    return key in _DATE_KEYS or key.endswith(_DATE_SUFFIXES)
+
+
 def _shift(node: Any, days: int) -> Any:
     if isinstance(node, dict):
         for key, value in node.items():
-            node[key] = _shift(value, days)
+            if isinstance(value, str):
+                node[key] = _shift_date(value, days) if _is_date_key(key) else value
+            else:
+                node[key] = _shift(value, days)
         return node
     if isinstance(node, list):
         return [_shift(item, days) for item in node]
-    if isinstance(node, str):
-        return _shift_date(node, days)
     return node
 
 
@@ -130,11 +141,30 @@ def _references(resource: dict, element: str) -> list[str]:
     return [item["reference"] for item in items if isinstance(item, dict) and isinstance(item.get("reference"), str)]
 
 
-def transaction_from_bundle(bundle: dict) -> dict:
-    """A transaction of idempotent PUTs (client-assigned ids), loadable into any FHIR server."""
-    entries = []
+def transaction_from_bundle(bundle: dict) -> tuple[dict, list[str]]:
+    """A transaction of idempotent PUTs (client-assigned ids), loadable into any FHIR server.
+
+    Resources that are not valid FHIR R4 (seed p09 carries two on purpose, to test that the
+    evaluator skips them) would make a server reject the whole transaction: they are left out
+    and returned by reference.
+    """
+    entries, invalid = [], []
     for entry in bundle.get("entry", []):
         resource = entry["resource"]
         ref = f"{resource['resourceType']}/{resource['id']}"
+        if not is_valid_r4(resource):
+            invalid.append(ref)
+            continue
         entries.append({"fullUrl": ref, "resource": resource, "request": {"method": "PUT", "url": ref}})
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}, invalid
+
+
+def is_valid_r4(resource: dict) -> bool:
+    from fhir.resources.R4B import get_fhir_model_class  # heavy import: only the seeding path needs it
+    from pydantic import ValidationError
+
+    try:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    except (ValidationError, KeyError, ValueError, TypeError):
+        return False
+    return True

@@ -185,8 +185,12 @@ LIVER_METASTASIS = CodeSet(
 
 GENERIC_METASTASIS = CodeSet(
     "metastatic malignant neoplasm, site in bodySite",
-    "SNOMED 128462008 secondary malignant neoplastic disease (V; mCODE secondary-cancer-condition)",
+    "SNOMED 128462008 secondary malignant neoplastic disease (V; mCODE secondary-cancer-condition); "
+    "ICD-10-CM C79.9 secondary malignant neoplasm of unspecified site (V) — the spec lists C79.x as "
+    "extrahepatic, but an unspecified site is not known to be outside the liver, so C79.9 is read like "
+    "the generic code: its bodySite decides",
     codes=_snomed("128462008", "14799000"),
+    icd10=("C79.9",),
 )
 
 EXTRAHEPATIC_METASTASIS = CodeSet(
@@ -196,7 +200,7 @@ EXTRAHEPATIC_METASTASIS = CodeSet(
     "adrenal 94168008 (C); keywords naming a site",
     codes=_snomed("94225005", "94391008", "94222008", "94297009", "94168008", "94313002"),
     icd10=("C78.0*", "C78.1*", "C78.2*", "C78.3*", "C78.4*", "C78.5*", "C78.6*", "C78.8*", "C79*", "C77*"),
-    icd10_excluded=("C77.2*",),
+    icd10_excluded=("C77.2*", "C79.9"),
     keywords=tuple((marker, site) for marker in ("secondary", "metasta")
                    for site in ("lung", "pulmonary", "brain", "bone", "peritone", "pleura", "adrenal",
                                 "omentum", "ovar", "skin", "distant lymph", "mediastin", "supraclavicular",

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no such seed patient: {', '.join(unknown)}")
     with requests.Session() as session:
         for slug in chosen:
-            transaction = transaction_from_bundle(rebase_bundle(bundles[slug], anchor_date(), target))
+            transaction, invalid = transaction_from_bundle(rebase_bundle(bundles[slug], anchor_date(), target))
+            for ref in invalid:
+                print(f"{slug}: left out {ref}: not valid FHIR R4", file=sys.stderr)
             try:
                 response = session.post(base, json=transaction, headers=headers, timeout=60)
             except requests.RequestException as exc:
