@@ -144,7 +144,8 @@ def latest_liver_assessment(facts: PatientFacts, params: dict[str, Any]) -> dict
     if not within(newest_day, facts.as_of, params["window_days"]):
         return None
     lesions: dict[str, Any] = {}
-    for m in sorted(dated, key=lambda m: m.date):
+    # Date order, so a lesion keeps its newest value; on the same day the largest (worst) comes last.
+    for m in sorted(dated, key=lambda m: (m.date, m.diameter_mm)):
         if within(m.date, newest_day, params["assessment_days"]):
             lesions[m.lesion] = m
     return lesions
