@@ -10,8 +10,10 @@ from fhir_mappings.facts import ProcedureDone
 from fhir_mappings.fhirjson import as_dict, codings, concept_text, concepts, effective_date, period_bounds, ref_of
 from fhir_mappings.record import PatientRecord
 
-# Matched at the start of a word, so that "port" does not find "report" nor "eus" "pneumonectomy".
-_MINOR = re.compile(r"\b(" + "|".join(re.escape(k) for k in codes.MINOR_PROCEDURE_KEYWORDS) + ")")
+# Matched at the start of a word, so that "port" does not find "report" nor "eus" "pneumonectomy";
+# nor words that merely begin with "port": portal (vein), porto(caval …), portion (of liver).
+_MINOR = re.compile(r"\b(?!portal|porto|portion)(" + "|".join(re.escape(k) for k in codes.MINOR_PROCEDURE_KEYWORDS)
+                    + ")")
 
 
 def read_procedures(record: PatientRecord) -> list[ProcedureDone]:
