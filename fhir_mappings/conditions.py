@@ -24,7 +24,8 @@ from fhir_mappings.record import PatientRecord
 
 ACTIVE_CLINICAL_STATUS = {None, "active", "recurrence", "relapse"}
 
-# Buckets a Condition can fall into; a cancer falls into exactly one of the first six.
+# Buckets a Condition can fall into; a cancer falls into one of the first six (a metastasis sited both in
+# the liver and elsewhere into the liver and the extrahepatic ones).
 PDAC = "pdac"
 NON_DUCTAL = "pancreatic_non_ductal"
 LIVER_MET = "liver_metastases"
@@ -48,7 +49,6 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
     found = codings(code, "code")
     text = concept_text(code)
     sites = [concept_text(site) for site in concepts(resource, "bodySite")]
-    site_codings = [c for site in concepts(resource, "bodySite") for c in codings(site, "bodySite")]
     clinical = status_code(resource, "clinicalStatus")
     diagnosis = Diagnosis(
         ref=ref_of(resource),
@@ -60,12 +60,13 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
         grade=condition_grade(resource),
         body_sites=tuple(s for s in sites if s),
     )
-    cancer = _cancer_bucket(resource, found, text, site_codings, sites)
-    if cancer == UNSITED_MET:
+    cancers = _cancer_buckets(resource, found, text)
+    if UNSITED_MET in cancers:
         record.note(diagnosis.ref, "noted: metastatic disease without a body site counts as neither liver nor "
                                    "extrahepatic")
-    if cancer:
-        yield cancer, diagnosis
+    if cancers:
+        for cancer in cancers:
+            yield cancer, diagnosis
         return
     for bucket, code_set in OTHER_BUCKETS:
         if code_set.matches(found, text):
@@ -86,33 +87,32 @@ def _profiles(resource: dict) -> str:
     return " ".join(str(p) for p in meta.get("profile") or ())
 
 
-def _cancer_bucket(resource: dict, found: list[Coding], text: str, site_codings: list[Coding],
-                   sites: list[str]) -> str | None:
+def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str, ...]:
+    """The cancer buckets of a Condition: one, or two for a metastasis sited in the liver and elsewhere."""
     profiles = _profiles(resource)
     if codes.LIVER_METASTASIS.matches(found, text):
-        return LIVER_MET
+        return (LIVER_MET,)
     if codes.EXTRAHEPATIC_METASTASIS.matches(found, text):
-        return EXTRAHEPATIC_MET
+        return (EXTRAHEPATIC_MET,)
     generic = (codes.GENERIC_METASTASIS.matches(found)
                or codes.SECONDARY_CANCER_PROFILE in profiles
                or (not any(c.system == codes.ICD10 for c in found)
                    and ("metasta" in text or "secondary malignant" in text) and "history of" not in text))
     if generic:
+        sites = concepts(resource, "bodySite")
         if not sites:
-            return UNSITED_MET
-        if any(codes.LIVER_SITE.matches([c]) for c in site_codings) or any(
-                codes.LIVER_SITE.text_matches(s) for s in sites):
-            return LIVER_MET
-        return EXTRAHEPATIC_MET
+            return (UNSITED_MET,)
+        in_liver = [codes.LIVER_SITE.matches(codings(site, "bodySite"), concept_text(site)) for site in sites]
+        return ((LIVER_MET,) if any(in_liver) else ()) + (() if all(in_liver) else (EXTRAHEPATIC_MET,))
     if codes.PANCREATIC_NON_DUCTAL.matches(found, text):
-        return NON_DUCTAL
+        return (NON_DUCTAL,)
     if codes.PDAC_SPECIFIC.matches(found, text) or codes.PANCREATIC_MALIGNANCY.matches(found, text):
-        return NON_DUCTAL if _histology_non_ductal(resource) else PDAC
+        return (NON_DUCTAL,) if _histology_non_ductal(resource) else (PDAC,)
     if codes.OTHER_MALIGNANCY.matches(found, text):
-        return OTHER_MALIGNANCY
+        return (OTHER_MALIGNANCY,)
     if codes.PRIMARY_CANCER_PROFILE in profiles and "pancrea" not in text:
-        return OTHER_MALIGNANCY
-    return None
+        return (OTHER_MALIGNANCY,)
+    return ()
 
 
 def _histology_non_ductal(resource: dict) -> bool:
