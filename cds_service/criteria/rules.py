@@ -272,7 +272,9 @@ def no_current_immunosuppressant(facts: PatientFacts, params: dict[str, Any]) ->
         return Outcome("fail", f"current immunosuppressant: {names}", refs(current))
     steroids = ", ".join(dict.fromkeys(d for m in facts.corticosteroids for d in m.drugs))
     allowed = f" (corticosteroids allowed: {steroids})" if steroids else ""
-    return Outcome("pass", "no current immunosuppressant" + allowed)
+    # Relied on: the earlier (no longer current) immunosuppressants and the corticosteroids it names.
+    return Outcome("pass", "no current immunosuppressant" + allowed,
+                   refs(facts.immunosuppressants) + refs(facts.corticosteroids))
 
 
 def _current(use: MedicationUse, as_of: date, window: int) -> bool:
