@@ -251,7 +251,7 @@ CARDIAC_DISEASE = CodeSet(
     keywords=_keywords("angina", "heart failure", "cardiac failure", "arrhythmia", "dysrhythmia",
                        "atrial fibrillation", "atrial flutter", "ventricular tachycardia",
                        "supraventricular tachycardia"),
-    excluded_keywords=("history of", "family history"),
+    excluded_keywords=("history of", "family history", "without heart failure", "without congestive heart failure"),
 )
 
 NEUROPATHY = CodeSet(
