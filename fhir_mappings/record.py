@@ -170,9 +170,15 @@ def _belongs_to(resource: dict, own_ids: set[str]) -> bool:
 
 
 def resources_of_bundle(bundle: dict) -> Iterator[tuple[dict, str | None]]:
-    """(resource, fullUrl) of every entry of a Bundle, searchsets and transactions alike."""
+    """(resource, fullUrl) of every entry of a Bundle, searchsets and transactions alike.
+
+    An entry that is not even an object is passed on as it is, so that ``PatientRecord`` notes it.
+    """
     for entry in bundle.get("entry") or ():
-        if not isinstance(entry, dict) or entry.get("resource") is None:
+        if not isinstance(entry, dict):
+            yield entry, None
+            continue
+        if entry.get("resource") is None:
             continue
         full_url = entry.get("fullUrl")
         yield entry["resource"], full_url if isinstance(full_url, str) else None
