@@ -88,18 +88,26 @@ class CodeSet:
     keywords: tuple[tuple[str, ...], ...] = ()
     excluded_keywords: tuple[str, ...] = ()
     _icd_exact: frozenset[str] = field(default=frozenset(), init=False, repr=False)
+    # Compiled once: the normalised prefixes of ``X00*`` entries, and the exclusions likewise, so that
+    # a code is checked with one ``str.startswith(tuple)`` instead of a loop over every entry.
+    _icd_prefixes: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+    _icd_excluded_exact: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _icd_excluded_prefixes: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         exact = frozenset(icd10_key(c) for c in self.icd10 if not c.endswith("*"))
         object.__setattr__(self, "_icd_exact", exact)
+        object.__setattr__(self, "_icd_prefixes", tuple(icd10_key(c[:-1]) for c in self.icd10 if c.endswith("*")))
+        object.__setattr__(self, "_icd_excluded_exact",
+                           frozenset(icd10_key(c) for c in self.icd10_excluded if not c.endswith("*")))
+        object.__setattr__(self, "_icd_excluded_prefixes",
+                           tuple(icd10_key(c[:-1]) for c in self.icd10_excluded if c.endswith("*")))
 
     def _icd10_matches(self, code: str) -> bool:
         key = icd10_key(code)
-        if any(_icd_hit(key, entry) for entry in self.icd10_excluded):
+        if key in self._icd_excluded_exact or key.startswith(self._icd_excluded_prefixes):
             return False
-        return key in self._icd_exact or any(
-            entry.endswith("*") and key.startswith(icd10_key(entry[:-1])) for entry in self.icd10
-        )
+        return key in self._icd_exact or key.startswith(self._icd_prefixes)
 
     def code_matches(self, coding: Coding) -> bool:
         if coding.system == ICD10 and self.icd10:
