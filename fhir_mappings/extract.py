@@ -7,10 +7,16 @@ from datetime import date
 
 from fhir_mappings import conditions, imaging, medications, observations, patient, procedures
 from fhir_mappings.facts import PatientFacts
+from fhir_mappings.fhirjson import memoised_codings
 from fhir_mappings.record import PatientRecord
 
 
 def extract_facts(record: PatientRecord, as_of: date) -> PatientFacts:
+    with memoised_codings():
+        return _extract_facts(record, as_of)
+
+
+def _extract_facts(record: PatientRecord, as_of: date) -> PatientFacts:
     facts = PatientFacts(as_of=as_of, patient_ref=record.patient_ref)
     facts.birth_date = patient.birth_date(record.patient)
     facts.gender = patient.gender(record.patient)

@@ -7,11 +7,15 @@ elements we need and tolerate the shapes real servers send. Anything structurall
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_mappings.codes import Coding, normalise_system
+
+T = TypeVar("T")
 
 
 class MalformedResource(ValueError):
@@ -39,8 +43,46 @@ def as_dict(value: Any, where: str) -> dict:
     return value
 
 
+# While one record is read (``extract_facts``), what is derived from a concept or a resource (its
+# codings, an Observation's code set) is worked out once: every Observation passes through eight
+# readers, each of which looks at its codes. The memo keeps the object itself next to the result,
+# so an id cannot be reused while the memo lives, and it is dropped when the reading ends. Outside
+# ``memoised_codings()`` nothing is cached. Exceptions are never cached: they recur as before.
+_MEMO: ContextVar[dict[tuple[int, str], tuple[Any, Any]] | None] = ContextVar("fhirjson_memo", default=None)
+
+
+@contextmanager
+def memoised_codings() -> Iterator[None]:
+    """Within this block, derived values of a given dict or list are computed once (neither is mutated)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def memoised(obj: Any, kind: str, compute: Callable[[Any], T]) -> T:
+    """``compute(obj)``, computed once per object within ``memoised_codings()``; callers must not mutate it."""
+    memo = _MEMO.get()
+    if memo is None or (type(obj) is not dict and type(obj) is not list):
+        return compute(obj)
+    key = (id(obj), kind)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    value = compute(obj)
+    memo[key] = (obj, value)
+    return value
+
+
 def codings(concept: Any, where: str = "CodeableConcept") -> list[Coding]:
     """The codings of a CodeableConcept (or of a bare Coding), systems normalised."""
+    if _MEMO.get() is None or type(concept) is not dict:
+        return _codings(concept, where)
+    return list(memoised(concept, "codings", lambda c: tuple(_codings(c, where))))
+
+
+def _codings(concept: Any, where: str) -> list[Coding]:
     concept = as_dict(concept, where)
     raw = concept.get("coding")
     items = as_list(raw, f"{where}.coding") if raw is not None else ([concept] if "code" in concept else [])

@@ -116,10 +116,15 @@ class PatientRecord:
             return self.by_ref.get("/".join(parts[-2:]))
         return None
 
-    def read_each(self, rtype: str, reader: Callable[[dict], Iterable[T]]) -> list[T]:
-        """Apply a reader to every resource of a type; a broken one is skipped and noted."""
+    def read_each(self, rtype: str, reader: Callable[[dict], Iterable[T]],
+                  among: Iterable[dict] | None = None) -> list[T]:
+        """Apply a reader to every resource of a type; a broken one is skipped and noted.
+
+        ``among``: only these resources of the type, in this order (a reader's pre-selection of the
+        resources it could read anything from); default: all of them.
+        """
         found: list[T] = []
-        for resource in self.by_type.get(rtype, ()):
+        for resource in self.by_type.get(rtype, ()) if among is None else among:
             try:
                 found.extend(reader(resource))
             except MalformedResource as exc:
