@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from fhir_mappings import codes
 from fhir_mappings.codes import Coding
@@ -16,15 +17,43 @@ from fhir_mappings.fhirjson import (
     concept_text,
     concepts,
     effective_date,
+    memoised,
     quantity,
     ref_of,
     reference,
 )
 from fhir_mappings.record import PatientRecord
 
+T = TypeVar("T")
 
-def _code_set(resource: dict) -> set[tuple[str, str]]:
-    return {(c.system, c.code) for c in codings(resource.get("code"), "code")}
+
+def _code_set(resource: dict) -> frozenset[tuple[str, str]]:
+    return memoised(resource, "code_set", _compute_code_set)
+
+
+def _compute_code_set(resource: dict) -> frozenset[tuple[str, str]]:
+    return frozenset((c.system, c.code) for c in codings(resource.get("code"), "code"))
+
+
+def _read_coded(record: PatientRecord, wanted: set[tuple[str, str]],
+                reader: Callable[[dict], Iterable[T]]) -> list[T]:
+    """``record.read_each("Observation", reader)`` for a reader that reads nothing (and notes nothing)
+    from an Observation whose code is none of ``wanted``: only the others reach it — those with a
+    wanted code, and those whose code cannot be read (so the reader notes them as before)."""
+    observations = record.by_type.get("Observation", [])
+    indexed = memoised(observations, "code_index", _code_index)
+    return record.read_each("Observation", reader,
+                            among=[res for res, found in indexed if found is None or not found.isdisjoint(wanted)])
+
+
+def _code_index(observations: list[dict]) -> list[tuple[dict, frozenset[tuple[str, str]] | None]]:
+    indexed = []
+    for resource in observations:
+        try:
+            indexed.append((resource, _code_set(resource)))
+        except Exception:  # noqa: BLE001 — the reader meets the same error and notes it
+            indexed.append((resource, None))
+    return indexed
 
 
 def _value_codings(resource: dict) -> list[Coding]:
@@ -43,7 +72,7 @@ def karnofsky_to_ecog(score: float) -> int:
 
 
 def read_performance(record: PatientRecord) -> list[Reading]:
-    return record.read_each("Observation", _read_performance)
+    return _read_coded(record, codes.ECOG_CODES | codes.KARNOFSKY_CODES, _read_performance)
 
 
 def _read_performance(resource: dict) -> Iterator[Reading]:
@@ -98,7 +127,8 @@ def read_liver_lesions(record: PatientRecord, liver_conditions: set[str]) -> lis
     ``liver_conditions`` are the references of liver-metastasis Conditions, so that a measurement
     whose ``focus`` is such a Condition counts as a liver lesion.
     """
-    return record.read_each("Observation", lambda res: _read_lesion(res, record, liver_conditions))
+    return _read_coded(record, codes.TUMOUR_SIZE_CODES | {codes.LONGEST_DIAMETER},
+                       lambda res: _read_lesion(res, record, liver_conditions))
 
 
 def _read_lesion(resource: dict, record: PatientRecord, liver_conditions: set[str]) -> Iterator[LesionMeasurement]:
@@ -166,7 +196,7 @@ def _body_structure_in_liver(structure: dict) -> bool:
 # --- CA 19-9 -------------------------------------------------------------------------------
 
 def read_ca19_9(record: PatientRecord) -> list[Reading]:
-    return record.read_each("Observation", lambda res: _read_ca19_9(res, record))
+    return _read_coded(record, codes.CA19_9_CODES, lambda res: _read_ca19_9(res, record))
 
 
 def _read_ca19_9(resource: dict, record: PatientRecord) -> Iterator[Reading]:
@@ -189,7 +219,7 @@ _STATUS_WORDS = (("progress", "progression"), ("worse", "progression"), ("stable
 
 
 def read_disease_status(record: PatientRecord) -> list[Reading]:
-    return record.read_each("Observation", _read_disease_status)
+    return _read_coded(record, codes.DISEASE_STATUS_CODES, _read_disease_status)
 
 
 def _read_disease_status(resource: dict) -> Iterator[Reading]:
@@ -211,7 +241,7 @@ def _read_disease_status(resource: dict) -> Iterator[Reading]:
 # --- Pregnancy and breastfeeding -----------------------------------------------------------
 
 def read_pregnancy_status(record: PatientRecord) -> list[Reading]:
-    return record.read_each("Observation", _read_pregnancy_status)
+    return _read_coded(record, codes.PREGNANCY_STATUS_CODES, _read_pregnancy_status)
 
 
 def _read_pregnancy_status(resource: dict) -> Iterator[Reading]:
@@ -226,7 +256,7 @@ def _read_pregnancy_status(resource: dict) -> Iterator[Reading]:
 
 
 def read_breastfeeding(record: PatientRecord) -> list[Reading]:
-    return record.read_each("Observation", _read_breastfeeding)
+    return _read_coded(record, codes.BREASTFEEDING_CODES, _read_breastfeeding)
 
 
 def _read_breastfeeding(resource: dict) -> Iterator[Reading]:
@@ -250,7 +280,8 @@ def _read_breastfeeding(resource: dict) -> Iterator[Reading]:
 
 def read_liver_metastasis_history(record: PatientRecord) -> list[Diagnosis]:
     """mCODE history-of-metastatic-cancer Observations that place a metastasis in the liver."""
-    return record.read_each("Observation", _read_metastasis_history)
+    return _read_coded(record, codes.METASTASIS_HISTORY_LIVER | {(codes.SNOMED, "1287652008")},
+                       _read_metastasis_history)
 
 
 def _read_metastasis_history(resource: dict) -> Iterator[Diagnosis]:
