@@ -216,6 +216,9 @@ def _read_ca19_9(resource: dict, record: PatientRecord) -> Iterator[Reading]:
 
 _STATUS_WORDS = (("progress", "progression"), ("worse", "progression"), ("stable", "stable"),
                  ("improv", "improved"), ("remission", "remission"), ("undetermined", "undetermined"))
+# "no progression", "not worse", "non-progressive", "without evidence of progression": not a progression.
+_NEGATED_PROGRESSION = re.compile(r"\b(?:no|not|non|without)[\s-]+(?:(?:evidence|signs?) of\s+)?(?:disease\s+)?"
+                                  r"(?:progress|worse)\w*")
 
 
 def read_disease_status(record: PatientRecord) -> list[Reading]:
@@ -231,7 +234,7 @@ def _read_disease_status(resource: dict) -> Iterator[Reading]:
         if status:
             break
     if status is None:
-        words = concept_text(resource.get("valueCodeableConcept"))
+        words = _NEGATED_PROGRESSION.sub(" ", concept_text(resource.get("valueCodeableConcept")))
         status = next((s for word, s in _STATUS_WORDS if word in words), None)
     if status is None:
         raise MalformedResource("disease status without a recognised value")
