@@ -575,6 +575,14 @@ class TestProgression:
         reading = observation("97509-4", on=10, valueCodeableConcept=cc(None, text="Progressive disease"))
         assert status(evaluate(eligible(status=reading)), "progression") == "fail"
 
+    @pytest.mark.parametrize(("text", "expected"), [
+        ("Stable disease, no progression", "pass"), ("Not worse, stable", "pass"),
+        ("No evidence of progression", "unknown"), ("Non-progressive disease", "unknown"),
+        ("Not progressing", "unknown"), ("Worsening", "fail")])
+    def test_negated_progression_in_text_is_not_a_progression(self, text, expected):
+        reading = observation("97509-4", on=10, valueCodeableConcept=cc(None, text=text))
+        assert status(evaluate(eligible(status=reading)), "progression") == expected
+
     def test_no_chemotherapy_is_unknown(self):
         evaluation = evaluate(eligible(chemo=None, status=disease_status("progression", 10)))
         assert status(evaluation, "progression") == "unknown"
