@@ -5,29 +5,27 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from cds_service.seeding import patient_id, rebase_bundle
+from cds_service.seeding import SEEDS_DIR, anchor_date, load_expected, patient_id, rebase_bundle
 from fhir_mappings import resources_of_bundle
 
 from .builders import CRITERIA_IDS, evaluate
 
-SEEDS = Path(__file__).resolve().parents[2] / "seeds"
-EXPECTED = SEEDS / "expected.json"
-SLUGS = sorted(p.stem for p in (SEEDS / "patients").glob("*.json"))
+EXPECTED = SEEDS_DIR / "expected.json"
+SLUGS = sorted(p.stem for p in (SEEDS_DIR / "patients").glob("*.json"))
 MIN_SEED_PATIENTS = 20
 
 
 def _expected() -> dict:
     if not EXPECTED.is_file():
         pytest.skip("seeds/expected.json does not exist yet")
-    return json.loads(EXPECTED.read_text(encoding="utf-8"))
+    return load_expected()
 
 
 def _bundle(slug: str) -> dict:
-    return json.loads((SEEDS / "patients" / f"{slug}.json").read_text(encoding="utf-8"))
+    return json.loads((SEEDS_DIR / "patients" / f"{slug}.json").read_text(encoding="utf-8"))
 
 
 def _evaluate(bundle: dict, as_of: date):
@@ -66,7 +64,7 @@ def test_the_seed_patients_cover_every_verdict():
 def test_seed_patient_at_the_anchor_date(slug):
     expected = _expected()
     assert slug in expected["patients"], f"{slug} has no entry in seeds/expected.json"
-    evaluation = _evaluate(_bundle(slug), date.fromisoformat(expected["asOf"]))
+    evaluation = _evaluate(_bundle(slug), anchor_date())
     assert _mismatches(evaluation, expected["patients"][slug]) == []
 
 
@@ -75,7 +73,7 @@ def test_seed_patient_at_the_anchor_date(slug):
 def test_seed_patient_rebased(slug, days_from_today):
     expected = _expected()
     assert slug in expected["patients"], f"{slug} has no entry in seeds/expected.json"
-    anchor = date.fromisoformat(expected["asOf"])
+    anchor = anchor_date()
     target = datetime.now(timezone.utc).date() + timedelta(days=days_from_today)
     evaluation = _evaluate(rebase_bundle(_bundle(slug), anchor, target), target)
     assert evaluation.asOf == target.isoformat()
