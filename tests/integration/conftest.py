@@ -10,7 +10,8 @@
   it, but only if this session started it.
 
 When Java 17+ or Maven is missing (fhir-up.sh exit code 3) the tests that use it
-are skipped with the reason; any other failure to start fails them.
+are skipped with the reason on a developer machine, and fail under CI (``CI`` set),
+where they must always run; any other failure to start fails them.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def fhir_base_url():
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"scripts/fhir-up.sh did not finish within {FHIR_UP_TIMEOUT_S} s", pytrace=False)
+    if proc.returncode == 3 and os.environ.get("CI"):
+        pytest.fail(f"CI must run the HAPI integration tests: {_tail(proc.stderr, 5)}", pytrace=False)
     if proc.returncode == 3:
         pytest.skip(f"HAPI FHIR test server unavailable: {_tail(proc.stderr, 5)}")
     if proc.returncode != 0:
