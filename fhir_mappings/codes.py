@@ -148,16 +148,18 @@ PDAC_SPECIFIC = CodeSet(
     codes=_snomed("700423003"),
     keywords=_keywords("pancrea+ductal adenocarcinoma", "pdac", "adenocarcinoma of pancreas",
                        "pancreatic adenocarcinoma"),
-    excluded_keywords=("secondary", "metasta to", "history of"),
+    excluded_keywords=("secondary", "metasta to"),
 )
 
 PANCREATIC_MALIGNANCY = CodeSet(
     "malignant neoplasm of pancreas",
     "ICD-10-CM C25 (V); SNOMED 363418001, 372003004 (V)",
     codes=_snomed("363418001", "372003004", "700423003", "94459006", "372142002", "187791002"),
-    icd10=("C25", "C25.0", "C25.1", "C25.2", "C25.3", "C25.7", "C25.8", "C25.9"),
+    # Z85.07 personal history of pancreatic cancer: the spec says "history counts" (metachronous
+    # patients after a Whipple are often recorded that way).
+    icd10=("C25", "C25.0", "C25.1", "C25.2", "C25.3", "C25.7", "C25.8", "C25.9", "Z85.07"),
     keywords=_keywords("pancrea+malignan", "pancrea+carcinoma", "pancrea+cancer"),
-    excluded_keywords=("secondary", "benign", "in situ", "history of", "metastatic to"),
+    excluded_keywords=("secondary", "benign", "in situ", "metastatic to", "family history"),
 )
 
 PANCREATIC_NON_DUCTAL = CodeSet(

@@ -153,9 +153,8 @@ def condition_grade(resource: dict) -> int | None:
 def _grade_value(ext: dict) -> int | None:
     if isinstance(ext.get("valueInteger"), int):
         value = ext["valueInteger"]
-        if not 0 <= value <= 5:
-            raise MalformedResource("grade outside 0–5")
-        return value
+        # An impossible grade says nothing: the neuropathy stays, ungraded (→ unknown).
+        return value if 0 <= value <= 5 else None
     concept = ext.get("valueCodeableConcept")
     if concept is None:
         return None

@@ -60,6 +60,7 @@ class MedicationUse:
     start: date | None
     end: date | None
     last_date: date | None  # end, administration or authoredOn: the newest date the record gives
+    ongoing: bool = False  # a period with a start and no end, on a use not completed or stopped
 
     @property
     def date(self) -> date | None:

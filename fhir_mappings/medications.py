@@ -43,7 +43,7 @@ def read_medications(record: PatientRecord) -> list[tuple[str, MedicationUse]]:
 
 def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[str, MedicationUse]]:
     medicine_codings, text = _medicine(resource, record)
-    start, end, last = _dates(resource)
+    start, end, last, open_ended = _dates(resource)
     for name, drugs, atc_prefix in CLASSES:
         matched = identify(drugs, atc_prefix, medicine_codings, text)
         if matched:
@@ -56,6 +56,7 @@ def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[st
                 start=start,
                 end=end,
                 last_date=last,
+                ongoing=open_ended and resource.get("status") not in ("completed", "stopped"),
             )
 
 
@@ -94,7 +95,7 @@ def _medicine(resource: dict, record: PatientRecord) -> tuple[list[Coding], str]
 
 
 def _dates(resource: dict) -> tuple:
-    """(start, end, newest date) as each resource type records them."""
+    """(start, end, newest date, open-ended period?) as each resource type records them."""
     rtype = resource["resourceType"]
     if rtype == "MedicationRequest":
         authored = parse_date(resource.get("authoredOn"))
@@ -104,12 +105,12 @@ def _dates(resource: dict) -> tuple:
             if "boundsPeriod" in repeat:
                 start, end = period_bounds(repeat["boundsPeriod"], "boundsPeriod")
                 break
-        return start or authored, end, end or authored
+        return start or authored, end, end or authored, start is not None and end is None
     if "effectivePeriod" in resource:
         start, end = period_bounds(resource["effectivePeriod"], "effectivePeriod")
-        return start, end, end or start
+        return start, end, end or start, start is not None and end is None
     when = effective_date(resource)
     if rtype == "MedicationStatement":
         asserted = parse_date(resource.get("dateAsserted"))
-        return when, None, when or asserted
-    return when, when, when
+        return when, None, when or asserted, False
+    return when, when, when, False

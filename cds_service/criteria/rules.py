@@ -280,7 +280,7 @@ def no_current_immunosuppressant(facts: PatientFacts, params: dict[str, Any]) ->
 def _current(use: MedicationUse, as_of: date, window: int) -> bool:
     if use.resource_type != "MedicationAdministration" and use.status in ("active", "intended", "on-hold"):
         return True
-    if use.start is not None and use.start <= as_of and use.end is not None and use.end >= as_of:
+    if use.start is not None and use.start <= as_of and (use.ongoing or (use.end is not None and use.end >= as_of)):
         return True
     return within(use.last_date, as_of, window)
 
