@@ -28,6 +28,18 @@ demo-down:
 serve: $(STAMP)
 	$(VENV)/bin/trialcds serve --dev
 
+# Ours vs a HealthChain peer (in its own venv, bench/.venv) and a plain-HTTP baseline; see
+# docs/performance.md. BENCH_ARGS: e.g. --quick, --skip-hapi, --seed p01-eligible-gem-nabpac.
+BENCH_VENV := bench/.venv
+bench: $(STAMP) $(BENCH_VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+$(BENCH_VENV)/.installed: bench/requirements-peer.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peer.txt
+	touch $@
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis var
 
