@@ -54,10 +54,20 @@ class Coding(NamedTuple):
     display: str
 
 
+_NORMALISED: dict[str, str] = {}  # raw system string → normalise_system's answer (bounded below)
+
+
 def normalise_system(uri: object) -> str:
     """Our short name for a code system URI; unknown systems keep their URI."""
+    if type(uri) is str:
+        known = _NORMALISED.get(uri)
+        if known is not None:
+            return known
     text = str(uri or "").strip().rstrip("/")
-    return _SYSTEMS.get(text, text)
+    result = _SYSTEMS.get(text, text)
+    if type(uri) is str and len(_NORMALISED) < 1024:  # a few dozen systems in practice; never unbounded
+        _NORMALISED[uri] = result
+    return result
 
 
 def icd10_key(code: str) -> str:

@@ -77,18 +77,31 @@ def memoised(obj: Any, kind: str, compute: Callable[[Any], T]) -> T:
 
 def codings(concept: Any, where: str = "CodeableConcept") -> list[Coding]:
     """The codings of a CodeableConcept (or of a bare Coding), systems normalised."""
-    if _MEMO.get() is None or type(concept) is not dict:
+    memo = _MEMO.get()
+    if memo is None or type(concept) is not dict:
         return _codings(concept, where)
-    return list(memoised(concept, "codings", lambda c: tuple(_codings(c, where))))
+    key = (id(concept), "codings")
+    hit = memo.get(key)
+    if hit is not None and hit[0] is concept:
+        return list(hit[1])
+    result = _codings(concept, where)
+    memo[key] = (concept, tuple(result))
+    return result
 
 
 def _codings(concept: Any, where: str) -> list[Coding]:
-    concept = as_dict(concept, where)
+    # Plain dicts and lists (what JSON parsing gives) skip the checks' calls; anything else gets them.
+    if type(concept) is not dict:
+        concept = as_dict(concept, where)
     raw = concept.get("coding")
-    items = as_list(raw, f"{where}.coding") if raw is not None else ([concept] if "code" in concept else [])
+    if raw is None:
+        items = [concept] if "code" in concept else []
+    else:
+        items = raw if type(raw) is list else as_list(raw, f"{where}.coding")
     result = []
     for item in items:
-        item = as_dict(item, f"{where}.coding")
+        if type(item) is not dict:
+            item = as_dict(item, f"{where}.coding")
         code = item.get("code")
         if code is None:
             continue
