@@ -13,6 +13,7 @@ time is kept. Prints one JSON object (``--json``) or a small table.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import statistics
@@ -57,16 +58,28 @@ def synthesise(bundle: dict, size: int, rng: random.Random) -> list[dict]:
     return out
 
 
-def time_evaluation(trial, resources: list[dict], as_of: date, pid: str) -> tuple[float, int, str]:
+def time_evaluation(trial, resources: list[dict], as_of: date, pid: str,
+                    budget_s: float = TIME_BUDGET_S) -> tuple[float, int, str]:
     """Median seconds per evaluation over a bounded number of runs (time- and count-bounded)."""
     evaluation = evaluate_resources(trial, resources, as_of, pid)  # warm-up
     times: list[float] = []
-    budget_end = time.perf_counter() + TIME_BUDGET_S
+    budget_end = time.perf_counter() + budget_s
     while len(times) < MAX_REPEATS and (len(times) < 3 or time.perf_counter() < budget_end):
         start = time.perf_counter()
         evaluate_resources(trial, resources, as_of, pid)
         times.append(time.perf_counter() - start)
     return statistics.median(times), len(times), evaluation.verdict
+
+
+def without_gc(trial, resources: list[dict], as_of: date, pid: str) -> float:
+    """The same measurement with CPython's cyclic garbage collector off (a diagnostic: how much of
+    the growth in time per resource is the collector scanning a large live heap)."""
+    gc.collect()
+    gc.disable()
+    try:
+        return time_evaluation(trial, resources, as_of, pid, budget_s=1.5)[0]
+    finally:
+        gc.enable()
 
 
 def fit_slope(points: list[tuple[int, float]]) -> tuple[float, float]:
@@ -90,15 +103,20 @@ def run(seed: str, sizes: list[int]) -> dict:
     for size in sizes:
         resources = synthesise(bundle, size, rng)
         seconds, repeats, verdict = time_evaluation(trial, resources, today, pid)
-        rows.append({"resources": len(resources), "ms": seconds * 1000, "us_per_resource": seconds * 1e6 / len(resources),
-                     "repeats": repeats, "verdict": verdict})
+        row = {"resources": len(resources), "ms": seconds * 1000, "us_per_resource": seconds * 1e6 / len(resources),
+               "repeats": repeats, "verdict": verdict}
+        if size >= 1000:
+            row["ms_without_gc"] = without_gc(trial, resources, today, pid) * 1000
+        rows.append(row)
     slope_s, intercept_s = fit_slope([(r["resources"], r["ms"] / 1000) for r in rows])
     by_size = {r["resources"]: r for r in rows}
-    linearity = None
+    linearity = linearity_nogc = None
     if 1000 in by_size and 10000 in by_size:
         linearity = by_size[10000]["us_per_resource"] / by_size[1000]["us_per_resource"]
+        linearity_nogc = by_size[10000]["ms_without_gc"] / by_size[1000]["ms_without_gc"] / 10
     return {"seed": seed, "rows": rows, "slope_us_per_resource": slope_s * 1e6, "intercept_ms": intercept_s * 1000,
-            "per_resource_ratio_10000_vs_1000": linearity}
+            "per_resource_ratio_10000_vs_1000": linearity,
+            "per_resource_ratio_10000_vs_1000_without_gc": linearity_nogc}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
               f"  ({row['repeats']} runs, {row['verdict']})")
     print(f"  slope {result['slope_us_per_resource']:.2f} µs/resource, intercept {result['intercept_ms']:.3f} ms")
     if result["per_resource_ratio_10000_vs_1000"] is not None:
-        print(f"  time per resource at 10 000 / at 1 000: {result['per_resource_ratio_10000_vs_1000']:.2f}")
+        print(f"  time per resource at 10 000 / at 1 000: {result['per_resource_ratio_10000_vs_1000']:.2f}"
+              f" ({result['per_resource_ratio_10000_vs_1000_without_gc']:.2f} with the cyclic GC off)")
     return 0
 
 
