@@ -9,6 +9,7 @@ import sys
 # Sub-command modules, each with ``register(subparsers)`` setting ``func`` on its parser.
 COMMAND_MODULES = (
     "cds_service.commands.evaluate",
+    "cds_service.commands.serve",
     "cds_service.commands.seed",
 )
 

@@ -1,0 +1,150 @@
+"""The Flask application factory (flaskr style): configuration, database, security seams, blueprints.
+
+Configuration comes from environment variables; ``create_app(config)`` overrides any of them (tests):
+
+=============================  ==========================================================  ==========
+``TRIALCDS_DATABASE_URL``      SQLAlchemy URL of the feedback store                         ``sqlite:///<repo>/var/trialcds.sqlite``
+``TRIALCDS_FETCH_DEADLINE``    seconds allowed for fetching missing data per hook call      ``4``
+``TRIALCDS_SUPPRESS_DAYS``     days without a card after a clinician overrode one           ``30``
+``TRIALCDS_SALT``              salt of the patient-id hash; unset → generated once and
+                               kept in the database so it survives restarts
+``TRIALCDS_DEV``               ``1``/``true``: local development (see the seams below)      false
+``TRIALCDS_PUBLIC_URL``        the service's public base URL, for the JWT audience          the request's own URL
+=============================  ==========================================================  ==========
+
+Security seams — two callables in ``app.extensions`` that the security module replaces; every hook
+call and every feedback call goes through them before anything else happens:
+
+``app.extensions["trialcds.authenticate"]``
+    ``(request: flask.Request, expected_audience_url: str) -> None``. Raises
+    ``cds_service.errors.AuthenticationFailed`` to refuse the caller → a bare 401 (no body, no
+    detail). The audience is the CDS service's endpoint, ``<public URL>/cds-services/<id>``, also
+    for its ``/feedback``. Default: with ``TRIALCDS_DEV`` accept everyone; otherwise refuse
+    everyone (fail closed until client authentication is configured).
+
+``app.extensions["trialcds.fhir_policy"]``
+    ``(fhir_server_url: str) -> None``. Called with the request's ``fhirServer`` before any
+    connection is made; raises ``cds_service.errors.ForbiddenFhirServer`` → 403 with an
+    OperationOutcome. Default: ``https`` only; with ``TRIALCDS_DEV`` also ``http`` on loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Request
+
+from cds_service import store
+from cds_service.errors import AuthenticationFailed, ForbiddenFhirServer
+from cds_service.trials import REPO_ROOT, all_trials
+
+DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'trialcds.sqlite'}"
+MAX_REQUEST_BYTES = 32 * 1024 * 1024  # prefetch of a long chart is large, but not unbounded
+AUTHENTICATE = "trialcds.authenticate"
+FHIR_POLICY = "trialcds.fhir_policy"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(load_config(config))
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.sort_keys = False  # cards read in the order they are built
+    app.json.ensure_ascii = False
+    all_trials()  # a broken trial definition stops the start, not the first hook call
+    _init_store(app)
+    _init_security_seams(app)
+    _register_blueprints(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from cds_service import hooks  # here, so hooks can import this module's helpers
+
+    app.register_blueprint(hooks.bp)
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+def load_config(overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The effective configuration: environment variables, then ``overrides``. Raises ValueError."""
+    config: dict[str, Any] = {
+        "TRIALCDS_DATABASE_URL": environ.get("TRIALCDS_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        "TRIALCDS_FETCH_DEADLINE": _number(environ, "TRIALCDS_FETCH_DEADLINE", 4.0, float),
+        "TRIALCDS_SUPPRESS_DAYS": _number(environ, "TRIALCDS_SUPPRESS_DAYS", 30, int),
+        "TRIALCDS_SALT": environ.get("TRIALCDS_SALT") or None,
+        "TRIALCDS_DEV": parse_bool(environ.get("TRIALCDS_DEV", "")),
+        "TRIALCDS_PUBLIC_URL": environ.get("TRIALCDS_PUBLIC_URL") or None,
+    }
+    config.update(overrides or {})
+    return config
+
+
+def _number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def parse_bool(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- database --------------------------------------------------------------------------------------------
+
+def _init_store(app: Flask) -> None:
+    engine = store.make_engine(app.config["TRIALCDS_DATABASE_URL"])
+    store.init_database(engine)
+    salt = app.config["TRIALCDS_SALT"] or store.stored_salt(engine)
+    app.extensions[store.ENGINE_KEY] = engine
+    app.extensions[store.STORE_KEY] = store.FeedbackStore(engine, salt)
+
+
+# --- security seams (defaults; the security module replaces them) ------------------------------------
+
+def _init_security_seams(app: Flask) -> None:
+    dev = bool(app.config["TRIALCDS_DEV"])
+    app.extensions.setdefault(AUTHENTICATE, accept_everyone if dev else refuse_everyone)
+    app.extensions.setdefault(FHIR_POLICY, dev_fhir_policy if dev else https_fhir_policy)
+
+
+def accept_everyone(request: Request, expected_audience_url: str) -> None:
+    """--dev only: no client authentication."""
+
+
+def refuse_everyone(request: Request, expected_audience_url: str) -> None:
+    raise AuthenticationFailed("no client authentication is configured (run with --dev for local use)")
+
+
+def https_fhir_policy(fhir_server_url: str) -> None:
+    if urlsplit(fhir_server_url).scheme != "https":
+        raise ForbiddenFhirServer("fhirServer must use https")
+
+
+def dev_fhir_policy(fhir_server_url: str) -> None:
+    parts = urlsplit(fhir_server_url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
+        return
+    raise ForbiddenFhirServer("fhirServer must use https (http only on loopback in --dev)")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,175 @@
+"""HTTP: the CDS Hooks endpoints (discovery, hook call, feedback), health, errors and CORS.
+
+One hook call, top to bottom (``hook_call``)::
+
+    authenticate → find the service → validate the request (protocol) → FHIR-server policy
+    → suppressed? → gather the record (record) → evaluate (criteria, via mappings)
+    → the card (cards) → remember it was issued (store) → {"cards": [...]}
+
+This layer moves JSON and status codes; it never reads FHIR codes. Every error leaves as an
+OperationOutcome (a bare 401 for authentication), never as a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from cds_service.app import AUTHENTICATE, FHIR_POLICY
+from cds_service.cards import card_for
+from cds_service.criteria import TrialDefinition, evaluate_resources
+from cds_service.errors import AuthenticationFailed, InvalidRequest, ServiceError, UnknownService, operation_outcome
+from cds_service.protocol import (CardsResponse, DiscoveryResponse, FeedbackRequest, HookRequest, Message,
+                                  ServiceDescription)
+from cds_service.record import gather_record
+from cds_service.store import get_store
+from cds_service.trials import all_trials
+
+log = logging.getLogger(__name__)
+bp = Blueprint("hooks", __name__)
+
+CDS_HOOKS_VERSION = "2.0.1"
+M = TypeVar("M", bound=Message)
+
+
+# --- endpoints ------------------------------------------------------------------------------------------
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    services = [describe(trial) for trial in all_trials().values()]
+    return jsonify(DiscoveryResponse(services=services).to_json())
+
+
+def describe(trial: TrialDefinition) -> ServiceDescription:
+    service = trial.service
+    return ServiceDescription(hook=service.hook, title=service.title, description=service.description,
+                              id=service.id, prefetch=dict(service.prefetch) or None,
+                              usageRequirements=service.usageRequirements or None, version=CDS_HOOKS_VERSION)
+
+
+@bp.post("/cds-services/<service_id>")
+def hook_call(service_id: str) -> Response:
+    authenticate(service_id)
+    trial = find_trial(service_id)
+    call = parse(HookRequest)
+    if call.hook != trial.service.hook:
+        raise InvalidRequest(f"service {trial.service.id} answers the {trial.service.hook} hook, not {call.hook}")
+    if call.fhirServer:
+        current_app.extensions[FHIR_POLICY](call.fhirServer)
+    store, now, patient_id = get_store(current_app), datetime.now(timezone.utc), call.context.patientId
+    if store.is_suppressed(trial.service.id, patient_id, now, current_app.config["TRIALCDS_SUPPRESS_DAYS"]):
+        return jsonify(CardsResponse(cards=[]).to_json())
+    record = gather_record(trial.service.prefetch, call.context.model_dump(), call.prefetch, call.fhirServer,
+                           call.access_token, float(current_app.config["TRIALCDS_FETCH_DEADLINE"]))
+    evaluation = evaluate_resources(trial, record.resources, now.date(), patient_id=patient_id, notes=record.notes)
+    card = card_for(evaluation, trial, patient_id, now)
+    if card is not None:
+        store.record_card(card.uuid or "", trial.service.id, patient_id, now)
+    log.info("hook %s: %s", trial.service.id, evaluation.verdict)
+    return jsonify(CardsResponse(cards=[card] if card else []).to_json())
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    authenticate(service_id)
+    trial = find_trial(service_id)
+    items = parse(FeedbackRequest).feedback
+    store, now = get_store(current_app), datetime.now(timezone.utc)
+    stored = sum(store.record_feedback(trial.service.id, item, now) for item in items)
+    log.info("feedback %s: %d entries, %d new", trial.service.id, len(items), stored)
+    return jsonify({})
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    if get_store(current_app).healthy():
+        return jsonify({"status": "ok", "database": "ok"}), 200
+    return jsonify({"status": "unavailable", "database": "unreachable"}), 503
+
+
+# --- request helpers -------------------------------------------------------------------------------------
+
+def authenticate(service_id: str) -> None:
+    base = current_app.config.get("TRIALCDS_PUBLIC_URL") or request.url_root
+    current_app.extensions[AUTHENTICATE](request, f"{base.rstrip('/')}/cds-services/{service_id}")
+
+
+def find_trial(service_id: str) -> TrialDefinition:
+    trial = all_trials().get(service_id)
+    if trial is None:
+        raise UnknownService(f"no CDS service {service_id!r}")
+    return trial
+
+
+def parse(model: type[M]) -> M:
+    try:
+        data = orjson.loads(request.get_data())
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the request body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """Where and what, never the offending value (it could be a token or patient data)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False)[:limit]:
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        problems.append(f"{where}: {'missing' if error['type'] == 'missing' else error['msg']}")
+    return "invalid request — " + "; ".join(problems)
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+def outcome_response(status: int, diagnostics: str, code: str) -> tuple[Response, int]:
+    return jsonify(operation_outcome(diagnostics, code)), status
+
+
+@bp.app_errorhandler(ServiceError)
+def on_service_error(exc: ServiceError) -> tuple[Response, int]:
+    log.info("%s: %s", exc.status, exc.diagnostics)
+    return outcome_response(exc.status, exc.diagnostics, exc.issue_code)
+
+
+@bp.app_errorhandler(AuthenticationFailed)
+def on_authentication_failed(exc: AuthenticationFailed) -> Response:
+    log.warning("401: %s", exc)
+    return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+@bp.app_errorhandler(HTTPException)
+def on_http_exception(exc: HTTPException) -> Any:
+    if exc.code is None or exc.code < 400:
+        return exc  # redirects and the like pass through
+    return outcome_response(exc.code, exc.name, "not-found" if exc.code == 404 else "invalid")
+
+
+@bp.app_errorhandler(Exception)
+def on_unexpected(exc: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error")  # the trace goes to the log, never to the client
+    return outcome_response(500, "internal error", "exception")
+
+
+# --- CORS (browser CDS clients such as the CDS Hooks sandbox) -------------------------------------
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@bp.after_app_request
+def add_cors_headers(response: Response) -> Response:
+    # Any origin is safe here: callers authenticate with a bearer JWT, never with cookies.
+    response.headers.update(CORS_HEADERS)
+    return response

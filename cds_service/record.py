@@ -1,0 +1,370 @@
+"""Record gathering: a hook call's prefetch, completed from the EHR's FHIR server — the only network I/O.
+
+For every prefetch template of the trial (CDS Hooks 2.0 "Providing FHIR Resources"):
+
+* key present with a resource or Bundle → used as it is; a searchset with a ``next`` link is
+  followed on ``fhirServer`` (a client MAY paginate prefetch);
+* key present with ``null`` → "the EHR looked, nothing there";
+* key absent, or holding an OperationOutcome (the EHR's query failed) → the rendered template is
+  searched on ``fhirServer`` with ``Authorization: Bearer <fhirAuthorization.access_token>``,
+  following ``next`` links to the last page.
+
+Missing keys are fetched concurrently on a module-level thread pool over one pooled HTTP session,
+all under one deadline per hook call. Anything that leaves the record incomplete — no
+``fhirServer``, a failed or slow query, a 401, a ``next`` link pointing off the server — raises
+``DataUnavailable`` (HTTP 412): the service never decides on partial data.
+
+The access token lives only in the request headers of this module's HTTP calls: it is never
+logged, stored or put in an error message.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
+
+import requests
+from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import (AuthorizationError, BaseFHIRError, ForbiddenError, InvalidResponse,
+                                    OperationOutcome, ResourceNotFound)
+from requests.adapters import HTTPAdapter
+
+from cds_service.errors import DataUnavailable
+from fhir_mappings import resources_of_bundle
+
+log = logging.getLogger(__name__)
+# urllib3 logs every request line at DEBUG, and these query URLs carry the patient id.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
+
+POOL_THREADS = 32
+MAX_PAGES = 50  # per key: a patient whose chart needs more pages than this is not screened on a guess
+CONNECT_TIMEOUT_MAX = 2.0  # seconds; below the deadline so a dead host fails fast
+
+Pair = tuple[dict, str | None]
+_ABSENT = object()  # a prefetch key the client did not send (unlike one sent as null)
+
+
+@dataclass
+class GatheredRecord:
+    """One patient's resources as (resource, fullUrl) pairs, and notes on how they were obtained."""
+
+    resources: list[Pair] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One key to complete on the FHIR server: a template's first query, or a prefetch's next page."""
+
+    key: str
+    path: str
+    params: dict[str, list[str]] | None
+    is_read: bool = False
+    prefetched: bool = False
+
+
+# --- the entry point ---------------------------------------------------------------------------------
+
+def gather_record(templates: Mapping[str, str], context: Mapping[str, Any], prefetch: Mapping[str, Any] | None,
+                  fhir_server: str | None, access_token: str | None, deadline_s: float) -> GatheredRecord:
+    """Every template key answered, from prefetch or from ``fhir_server``, within ``deadline_s`` seconds."""
+    deadline = time.monotonic() + deadline_s
+    record, jobs = _use_prefetch(templates, context, prefetch or {}, fhir_server)
+    if jobs and not fhir_server:
+        keys = ", ".join(sorted({job.key for job in jobs}))
+        raise DataUnavailable(f"prefetch incomplete ({keys}) and no fhirServer to complete it from")
+    if jobs:
+        for pairs, note in _run_jobs(jobs, fhir_server, access_token, deadline):
+            record.resources.extend(pairs)
+            record.notes.append(note)
+    record.resources = _unique(record.resources)
+    return record
+
+
+def _use_prefetch(templates: Mapping[str, str], context: Mapping[str, Any], prefetch: Mapping[str, Any],
+                  fhir_server: str | None) -> tuple[GatheredRecord, list[_Job]]:
+    record, jobs = GatheredRecord(), []
+    for key, template in templates.items():
+        value = prefetch.get(key, _ABSENT)
+        if value is None:
+            continue  # the EHR looked: nothing there
+        if not _is_usable(value):
+            jobs.append(_first_job(key, render_template(template, context)))
+            continue
+        if value.get("resourceType") != "Bundle":
+            record.resources.append((value, None))
+            continue
+        record.resources.extend(_bundle_pairs(value))
+        next_url = next_link(value)
+        if next_url:
+            jobs.append(_Job(key, _page_url(next_url, fhir_server, key), None, prefetched=True))
+    return record, jobs
+
+
+def _is_usable(value: Any) -> bool:
+    """A resource or a readable Bundle; an OperationOutcome means the EHR's own query failed."""
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        return False
+    if value["resourceType"] == "Bundle":
+        # A Bundle whose entries or links cannot be read is a failed answer, not an empty one.
+        return all(isinstance(value.get(name, []), list) for name in ("entry", "link"))
+    return value["resourceType"] != "OperationOutcome"
+
+
+# --- prefetch templates ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+_USER_TOKENS = {"userPractitionerId": "Practitioner", "userPractitionerRoleId": "PractitionerRole",
+                "userPatientId": "Patient", "userRelatedPersonId": "RelatedPerson"}
+
+
+class TemplateError(DataUnavailable):
+    """A prefetch token the hook's context cannot fill."""
+
+
+def render_template(template: str, context: Mapping[str, Any]) -> str:
+    """``Condition?patient={{context.patientId}}`` → ``Condition?patient=123`` (values URL-quoted)."""
+    def fill(match: re.Match[str]) -> str:
+        value = _token_value(match.group(1), context)
+        if value is None:
+            raise TemplateError(f"prefetch token {{{{{match.group(1)}}}}} has no value in the hook context")
+        return quote(value, safe="/")
+    return _TOKEN.sub(fill, template)
+
+
+def _token_value(token: str, context: Mapping[str, Any]) -> str | None:
+    if token.startswith("context."):
+        value = context.get(token.removeprefix("context."))
+        return value if isinstance(value, str) and value else None
+    resource_type = _USER_TOKENS.get(token)
+    user = context.get("userId")
+    if resource_type and isinstance(user, str) and user.startswith(f"{resource_type}/"):
+        return user.split("/", 1)[1] or None
+    return None
+
+
+def _first_job(key: str, query: str) -> _Job:
+    path, _, query_string = query.partition("?")
+    if not query_string:
+        return _Job(key, path, None, is_read=True)
+    return _Job(key, path, parse_qs(query_string, keep_blank_values=True))
+
+
+# --- paging --------------------------------------------------------------------------------------------
+
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"]
+    return None
+
+
+def _page_url(url: str, fhir_server: str | None, key: str) -> str:
+    """An absolute next-page URL on ``fhir_server``; a link elsewhere is refused, never followed."""
+    if not fhir_server:
+        raise DataUnavailable(f"{key}: the prefetched searchset has more pages and there is no fhirServer")
+    absolute = urljoin(fhir_server.rstrip("/") + "/", url)
+    if not same_base(absolute, fhir_server):
+        # Following it would send the EHR's token to another host.
+        raise DataUnavailable(f"{key}: next link points outside fhirServer; not followed")
+    # Rebuilt on fhirServer's own spelling (case, default port), the form fhirpy's base check expects.
+    target, base = urlsplit(absolute), fhir_server.rstrip("/")
+    rest = target.path[len(urlsplit(base).path):]
+    return base + rest + (f"?{target.query}" if target.query else "")
+
+
+def same_base(url: str, base: str) -> bool:
+    """True when ``url`` is on ``base``'s scheme, host and port, under its path."""
+    target, root = urlsplit(url), urlsplit(base)
+    prefix = root.path.rstrip("/") + "/"
+    return ((target.scheme, target.hostname, _port(target)) == (root.scheme, root.hostname, _port(root))
+            and (target.path.rstrip("/") + "/").startswith(prefix))
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+
+
+# --- fetching ------------------------------------------------------------------------------------------
+
+def _run_jobs(jobs: list[_Job], fhir_server: str, access_token: str | None,
+              deadline: float) -> Iterator[tuple[list[Pair], str]]:
+    client = FhirClient(fhir_server, access_token, deadline)
+    futures: dict[Future, _Job] = {_executor().submit(_fetch, client, job): job for job in jobs}
+    done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
+    failed = next((f for f in done if f.exception() is not None), None)
+    for future in pending:
+        future.cancel()  # queued ones never start; running ones stop at their next deadline check
+    if failed is not None:
+        raise failed.exception()  # type: ignore[misc]
+    if pending:
+        keys = ", ".join(sorted(futures[f].key for f in pending))
+        raise DataUnavailable(f"the FHIR server did not answer within {client.deadline_s:g} s ({keys})")
+    for future in futures:
+        yield future.result()
+
+
+def _fetch(client: FhirClient, job: _Job) -> tuple[list[Pair], str]:
+    started = time.monotonic()
+    try:
+        pairs, pages = _fetch_pages(client, job)
+    except BaseFHIRError as exc:
+        raise DataUnavailable(f"{job.key}: {_describe(exc)}") from None
+    except requests.RequestException as exc:
+        raise DataUnavailable(f"{job.key}: the FHIR server could not be reached ({type(exc).__name__})") from None
+    except ValueError:  # fhirpy refusing a URL off its base; _page_url should have caught it first
+        raise DataUnavailable(f"{job.key}: a next link could not be followed") from None
+    log.info("fetched %s from %s: %d pages, %d resources in %.0f ms", job.key, client.url, pages, len(pairs),
+             (time.monotonic() - started) * 1000)
+    what = "followed next links of prefetched" if job.prefetched else "fetched"
+    return pairs, f"{what} {job.key}: {pages} page{'s' if pages != 1 else ''}"
+
+
+def _fetch_pages(client: FhirClient, job: _Job) -> tuple[list[Pair], int]:
+    body = client.execute(job.path, method="get", params=job.params)
+    if job.is_read:
+        if not _is_usable(body):
+            raise InvalidResponse("the read did not return a resource")
+        return [(body, f"{client.url.rstrip('/')}/{job.path}")], 1
+    pairs, pages = [], 0
+    while True:
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            raise InvalidResponse("the search did not return a Bundle")
+        pairs.extend(_bundle_pairs(body))
+        pages += 1
+        url = next_link(body)
+        if not url:
+            return pairs, pages
+        if pages >= MAX_PAGES:
+            raise InvalidResponse(f"more than {MAX_PAGES} pages")
+        body = client.execute(_page_url(url, client.url, job.key), method="get")
+
+
+def _bundle_pairs(bundle: Mapping[str, Any]) -> list[Pair]:
+    """Entries of a Bundle, without the OperationOutcome a server may add as a search-mode 'outcome'."""
+    return [(resource, full_url) for resource, full_url in resources_of_bundle(bundle)  # type: ignore[arg-type]
+            if not (isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome")]
+
+
+def _unique(pairs: list[Pair]) -> list[Pair]:
+    """Each resource once: ``_include``d Medications come back from several searches."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for resource, full_url in pairs:
+        key = (resource.get("resourceType"), resource.get("id")) if isinstance(resource, dict) else None
+        if key and all(isinstance(part, str) and part for part in key):  # malformed ones: kept, noted later
+            if key in seen:
+                continue
+            seen.add(key)  # type: ignore[arg-type]
+        unique.append((resource, full_url))
+    return unique
+
+
+def _describe(exc: BaseFHIRError) -> str:
+    # Only the class of failure: the server's body may echo the query or the token.
+    if isinstance(exc, AuthorizationError):
+        return "the FHIR server refused the access token (401)"
+    if isinstance(exc, ForbiddenError):
+        return "the FHIR server forbade the query (403)"
+    if isinstance(exc, ResourceNotFound):
+        return "not found on the FHIR server (404)"
+    if isinstance(exc, (InvalidResponse, OperationOutcome)):
+        return f"the query failed: {exc.args[0] if exc.args and len(str(exc.args[0])) < 120 else 'server error'}"
+    return "the query failed"
+
+
+# --- the HTTP client -------------------------------------------------------------------------------------
+
+class FhirClient(SyncFHIRClient):
+    """fhirpy's sync client over a shared, pooled ``requests.Session`` with deadline-bound timeouts.
+
+    fhirpy 2.x opens a new connection per call (``requests.request``; beda-software/fhir-py#107), so
+    only the transport of ``_do_request`` is replaced: URL building, headers and fhirpy's exceptions
+    stay fhirpy's. Redirects are not followed (they could carry the token elsewhere).
+    """
+
+    def __init__(self, url: str, access_token: str | None, deadline: float) -> None:
+        super().__init__(url.rstrip("/"), authorization=f"Bearer {access_token}" if access_token else None)
+        self.deadline = deadline
+        self.deadline_s = max(0.0, deadline - time.monotonic())
+
+    def __repr__(self) -> str:  # never the authorization header
+        return f"<FhirClient {self.url}>"
+
+    def _do_request(self, method: str, path: str, data: dict | None = None, params: dict | None = None,
+                    extra_headers: dict | None = None, *, returning_status: bool = False) -> Any:
+        headers = {**self._build_request_headers(), **(extra_headers or {})}
+        url = self._build_request_url(path, params)
+        response = _session().request(method, url, json=data, headers=headers, timeout=self._timeout(),
+                                      allow_redirects=False)
+        if not 200 <= response.status_code < 300:
+            raise _error_for(response.status_code)
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            raise InvalidResponse("the answer is not JSON") from None
+        return (body, response.status_code) if returning_status else body
+
+    def _timeout(self) -> tuple[float, float]:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise requests.Timeout("deadline passed")
+        return min(remaining, CONNECT_TIMEOUT_MAX), remaining
+
+
+def _error_for(status: int) -> BaseFHIRError:
+    if status == 401:
+        return AuthorizationError("HTTP 401")
+    if status == 403:
+        return ForbiddenError("HTTP 403")
+    if status in (404, 410):
+        return ResourceNotFound(f"HTTP {status}")
+    return InvalidResponse(f"HTTP {status}")
+
+
+# --- per-process shared resources ------------------------------------------------------------------------
+# Created lazily and per process id: gunicorn forks workers, and neither threads nor sockets survive a fork.
+
+_shared: dict[str, Any] = {}
+_shared_lock = threading.Lock()
+
+
+def _per_process(name: str, make: Any) -> Any:
+    with _shared_lock:
+        pid, value = _shared.get(name, (None, None))
+        if pid != os.getpid():
+            value = make()
+            _shared[name] = (os.getpid(), value)
+        return value
+
+
+def _executor() -> ThreadPoolExecutor:
+    return _per_process("executor", lambda: ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="fhir-fetch"))
+
+
+def _session() -> requests.Session:
+    return _per_process("session", _new_session)
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    # No cookies (one EHR user's session must not ride along with another's token) and no
+    # environment credentials (.netrc would be sent to a FHIR server when no token is given).
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=POOL_THREADS, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
