@@ -26,6 +26,10 @@ call and every feedback call goes through them before anything else happens:
     ``(fhir_server_url: str) -> None``. Called with the request's ``fhirServer`` before any
     connection is made; raises ``cds_service.errors.ForbiddenFhirServer`` → 403 with an
     OperationOutcome. Default: ``https`` only; with ``TRIALCDS_DEV`` also ``http`` on loopback.
+
+``install_security`` (``cds_service/security``) replaces both: JWT client authentication (off in
+dev) and the ``TRIALCDS_FHIR_ALLOWLIST`` (plus loopback in dev). Its settings — clients file,
+allowlist, body cap, paging bounds — are listed in docs/security.md.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from flask import Flask, Request
 
 from cds_service import store
 from cds_service.errors import AuthenticationFailed, ForbiddenFhirServer
+from cds_service.security.install import install_security
 from cds_service.trials import REPO_ROOT, all_trials
 
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'trialcds.sqlite'}"
-MAX_REQUEST_BYTES = 32 * 1024 * 1024  # prefetch of a long chart is large, but not unbounded
 AUTHENTICATE = "trialcds.authenticate"
 FHIR_POLICY = "trialcds.fhir_policy"
 
@@ -51,11 +55,14 @@ FHIR_POLICY = "trialcds.fhir_policy"
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(load_config(config))
-    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # cards read in the order they are built
     app.json.ensure_ascii = False
     all_trials()  # a broken trial definition stops the start, not the first hook call
     _init_store(app)
+    # The security policy (docs/security.md): fills both seams, caps the request body
+    # (TRIALCDS_MAX_BODY_BYTES), logs one JSON line per hook call. The defaults below stay as a
+    # fail-closed backstop for anything it leaves unset (authentication in --dev).
+    install_security(app)
     _init_security_seams(app)
     _register_blueprints(app)
     return app

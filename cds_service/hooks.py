@@ -28,6 +28,8 @@ from cds_service.errors import AuthenticationFailed, InvalidRequest, ServiceErro
 from cds_service.protocol import (CardsResponse, DiscoveryResponse, FeedbackRequest, HookRequest, Message,
                                   ServiceDescription)
 from cds_service.record import gather_record
+from cds_service.security import request_log
+from cds_service.security.install import fetch_limits
 from cds_service.store import get_store
 from cds_service.trials import all_trials
 
@@ -58,6 +60,8 @@ def hook_call(service_id: str) -> Response:
     authenticate(service_id)
     trial = find_trial(service_id)
     call = parse(HookRequest)
+    hook_log = request_log.current()  # the call's JSON log line (security/request_log.py)
+    hook_log.hook_instance = call.hookInstance
     if call.hook != trial.service.hook:
         raise InvalidRequest(f"service {trial.service.id} answers the {trial.service.hook} hook, not {call.hook}")
     if call.fhirServer:
@@ -65,10 +69,15 @@ def hook_call(service_id: str) -> Response:
     store, now, patient_id = get_store(current_app), datetime.now(timezone.utc), call.context.patientId
     if store.is_suppressed(trial.service.id, patient_id, now, current_app.config["TRIALCDS_SUPPRESS_DAYS"]):
         return jsonify(CardsResponse(cards=[]).to_json())
-    record = gather_record(trial.service.prefetch, call.context.model_dump(), call.prefetch, call.fhirServer,
-                           call.access_token, float(current_app.config["TRIALCDS_FETCH_DEADLINE"]))
-    evaluation = evaluate_resources(trial, record.resources, now.date(), patient_id=patient_id, notes=record.notes)
-    card = card_for(evaluation, trial, patient_id, now)
+    with hook_log.timed("fetch"):
+        record = gather_record(trial.service.prefetch, call.context.model_dump(), call.prefetch, call.fhirServer,
+                               call.access_token, float(current_app.config["TRIALCDS_FETCH_DEADLINE"]),
+                               **fetch_limits(current_app))
+    with hook_log.timed("evaluate"):
+        evaluation = evaluate_resources(trial, record.resources, now.date(), patient_id=patient_id,
+                                        notes=record.notes)
+        card = card_for(evaluation, trial, patient_id, now)
+    hook_log.verdict, hook_log.cards = evaluation.verdict, int(card is not None)
     if card is not None:
         store.record_card(card.uuid or "", trial.service.id, patient_id, now)
     log.info("hook %s: %s", trial.service.id, evaluation.verdict)

@@ -39,6 +39,7 @@ from fhirpy.base.exceptions import (AuthorizationError, BaseFHIRError, Forbidden
 from requests.adapters import HTTPAdapter
 
 from cds_service.errors import DataUnavailable
+from cds_service.security.fhir_policy import is_within_base
 from fhir_mappings import resources_of_bundle
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 POOL_THREADS = 32
 MAX_PAGES = 50  # per key: a patient whose chart needs more pages than this is not screened on a guess
+MAX_RESOURCES = 5000  # per key, likewise; both are defaults, set by TRIALCDS_FHIR_MAX_PAGES / _MAX_RESOURCES
 CONNECT_TIMEOUT_MAX = 2.0  # seconds; below the deadline so a dead host fails fast
 
 Pair = tuple[dict, str | None]
@@ -75,7 +77,8 @@ class _Job:
 # --- the entry point ---------------------------------------------------------------------------------
 
 def gather_record(templates: Mapping[str, str], context: Mapping[str, Any], prefetch: Mapping[str, Any] | None,
-                  fhir_server: str | None, access_token: str | None, deadline_s: float) -> GatheredRecord:
+                  fhir_server: str | None, access_token: str | None, deadline_s: float, *,
+                  max_pages: int = MAX_PAGES, max_resources: int = MAX_RESOURCES) -> GatheredRecord:
     """Every template key answered, from prefetch or from ``fhir_server``, within ``deadline_s`` seconds."""
     deadline = time.monotonic() + deadline_s
     record, jobs = _use_prefetch(templates, context, prefetch or {}, fhir_server)
@@ -83,7 +86,8 @@ def gather_record(templates: Mapping[str, str], context: Mapping[str, Any], pref
         keys = ", ".join(sorted({job.key for job in jobs}))
         raise DataUnavailable(f"prefetch incomplete ({keys}) and no fhirServer to complete it from")
     if jobs:
-        for pairs, note in _run_jobs(jobs, fhir_server, access_token, deadline):
+        client = FhirClient(fhir_server, access_token, deadline, max_pages=max_pages, max_resources=max_resources)
+        for pairs, note in _run_jobs(jobs, client, deadline):
             record.resources.extend(pairs)
             record.notes.append(note)
     record.resources = _unique(record.resources)
@@ -173,7 +177,8 @@ def _page_url(url: str, fhir_server: str | None, key: str) -> str:
     if not fhir_server:
         raise DataUnavailable(f"{key}: the prefetched searchset has more pages and there is no fhirServer")
     absolute = urljoin(fhir_server.rstrip("/") + "/", url)
-    if not same_base(absolute, fhir_server):
+    # is_within_base (security/fhir_policy.py) also refuses dot segments, userinfo and encoded slashes.
+    if not same_base(absolute, fhir_server) or not is_within_base(fhir_server, absolute):
         # Following it would send the EHR's token to another host.
         raise DataUnavailable(f"{key}: next link points outside fhirServer; not followed")
     # Rebuilt on fhirServer's own spelling (case, default port), the form fhirpy's base check expects.
@@ -199,9 +204,7 @@ def _port(parts: Any) -> int | None:
 
 # --- fetching ------------------------------------------------------------------------------------------
 
-def _run_jobs(jobs: list[_Job], fhir_server: str, access_token: str | None,
-              deadline: float) -> Iterator[tuple[list[Pair], str]]:
-    client = FhirClient(fhir_server, access_token, deadline)
+def _run_jobs(jobs: list[_Job], client: FhirClient, deadline: float) -> Iterator[tuple[list[Pair], str]]:
     futures: dict[Future, _Job] = {_executor().submit(_fetch, client, job): job for job in jobs}
     done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
     failed = next((f for f in done if f.exception() is not None), None)
@@ -244,11 +247,13 @@ def _fetch_pages(client: FhirClient, job: _Job) -> tuple[list[Pair], int]:
             raise InvalidResponse("the search did not return a Bundle")
         pairs.extend(_bundle_pairs(body))
         pages += 1
+        if len(pairs) > client.max_resources:
+            raise InvalidResponse(f"more than {client.max_resources} resources")
         url = next_link(body)
         if not url:
             return pairs, pages
-        if pages >= MAX_PAGES:
-            raise InvalidResponse(f"more than {MAX_PAGES} pages")
+        if pages >= client.max_pages:
+            raise InvalidResponse(f"more than {client.max_pages} pages")
         body = client.execute(_page_url(url, client.url, job.key), method="get")
 
 
@@ -295,9 +300,11 @@ class FhirClient(SyncFHIRClient):
     stay fhirpy's. Redirects are not followed (they could carry the token elsewhere).
     """
 
-    def __init__(self, url: str, access_token: str | None, deadline: float) -> None:
+    def __init__(self, url: str, access_token: str | None, deadline: float, *,
+                 max_pages: int = MAX_PAGES, max_resources: int = MAX_RESOURCES) -> None:
         super().__init__(url.rstrip("/"), authorization=f"Bearer {access_token}" if access_token else None)
         self.deadline = deadline
+        self.max_pages, self.max_resources = max_pages, max_resources
         self.deadline_s = max(0.0, deadline - time.monotonic())
 
     def __repr__(self) -> str:  # never the authorization header

@@ -7,9 +7,9 @@ own database connections and HTTP pools — none of which may cross a fork).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
+from collections import ChainMap
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -17,6 +17,8 @@ from gunicorn.app.base import BaseApplication
 from cds_service import store
 from cds_service.app import create_app, load_config
 from cds_service.cli import UsageError
+from cds_service.security.config import ConfigError, load_security_config, production_problems
+from cds_service.security.request_log import configure_logging
 
 DEV_WARNING = """
 ************************************************************************
@@ -66,10 +68,17 @@ def cpu_count() -> int:
 def check_production_config(config: dict[str, Any]) -> None:
     """Refuse to start a production (non ``--dev``) service that is not safely configured.
 
-    Raise ``UsageError`` with a one-line reason. Currently checks nothing: client authentication
-    (trusted CDS clients, JWT verification) is added by the security module, which will make this
-    refuse to start without configured clients.
+    Raise ``UsageError`` with a one-line reason: no trusted clients (``TRIALCDS_CLIENTS_FILE``), no
+    public URL to check JWT audiences against (``TRIALCDS_PUBLIC_URL``), or any security setting
+    that does not parse (see docs/security.md).
     """
+    try:
+        security = load_security_config(ChainMap(config, os.environ))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    problems = production_problems(security)
+    if problems:
+        raise UsageError("; ".join(problems) + " (or run with --dev for local development)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(DEV_WARNING, file=sys.stderr, flush=True)
     else:
         check_production_config(config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # JSON lines on stderr, tokens redacted (security/request_log.py)
     prepare_database(config["TRIALCDS_DATABASE_URL"])
     bind = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     TrialcdsServer(config, {"bind": bind, "workers": args.workers}).run()

@@ -147,10 +147,12 @@ def test_fhir_policy_refuses_before_any_connection(app, client, body):
     assert calls == ["https://ehr.example/fhir"]
 
 
+# With the security module installed, dev mode allows loopback plus TRIALCDS_FHIR_ALLOWLIST — not
+# any https host (tests/security/test_ssrf_and_limits.py covers the allowlist itself).
 @pytest.mark.parametrize("url, allowed", [
-    ("http://127.0.0.1:1/fhir", True), ("http://localhost:1/fhir", True), ("https://ehr.example/fhir", True),
+    ("http://127.0.0.1:1/fhir", True), ("http://localhost:1/fhir", True), ("https://ehr.example/fhir", False),
     ("http://ehr.example/fhir", False), ("http://10.0.0.1/fhir", False)])
-def test_dev_fhir_policy_allows_https_and_loopback_http(client, body, url, allowed):
+def test_dev_fhir_policy_allows_loopback_not_any_https(client, body, url, allowed):
     body["fhirServer"] = url
     status = client.post(SERVICE_URL, json=body).status_code
     assert (status != 403) is allowed
