@@ -55,11 +55,7 @@ def make_app(tmp_path, clients_file):
             "TRIALCDS_FHIR_ALLOWLIST": ALLOWED_FHIR,
         }
         settings.update(config)
-        app = create_app(settings)
-        if "trialcds.security" not in app.extensions:  # until app.py wires it in itself
-            from cds_service.security.install import install_security
-            install_security(app)
-        return app
+        return create_app(settings)
     return make
 
 
