@@ -68,7 +68,7 @@ def hook_call(service_id: str) -> Response:
         current_app.extensions[FHIR_POLICY](call.fhirServer)
     store, now, patient_id = get_store(current_app), datetime.now(timezone.utc), call.context.patientId
     if store.is_suppressed(trial.service.id, patient_id, now, current_app.config["TRIALCDS_SUPPRESS_DAYS"]):
-        return jsonify(CardsResponse(cards=[]).to_json())
+        return json_response(CardsResponse(cards=[]).to_json())
     with hook_log.timed("fetch"):
         record = gather_record(trial.service.prefetch, call.context.model_dump(), call.prefetch, call.fhirServer,
                                call.access_token, float(current_app.config["TRIALCDS_FETCH_DEADLINE"]),
@@ -81,7 +81,7 @@ def hook_call(service_id: str) -> Response:
     if card is not None:
         store.record_card(card.uuid or "", trial.service.id, patient_id, now)
     log.info("hook %s: %s", trial.service.id, evaluation.verdict)
-    return jsonify(CardsResponse(cards=[card] if card else []).to_json())
+    return json_response(CardsResponse(cards=[card] if card else []).to_json())
 
 
 @bp.post("/cds-services/<service_id>/feedback")
@@ -125,6 +125,15 @@ def parse(model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequest(describe_errors(exc)) from None
+
+
+def json_response(data: Any) -> Response:
+    """``jsonify(data)``, encoded by orjson: a card carries the whole evaluation (~10 KB of JSON)."""
+    try:
+        body = orjson.dumps(data)
+    except TypeError:  # what orjson cannot encode (an integer beyond 64 bits): Flask's own encoder
+        return jsonify(data)
+    return current_app.response_class(body, mimetype=current_app.json.mimetype)
 
 
 def describe_errors(exc: ValidationError, limit: int = 5) -> str:
