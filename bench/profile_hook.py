@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import sys
 import time
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
         database = args.database or f"sqlite:///{ROOT / 'var' / 'bench' / 'profile.sqlite'}"
         app = create_app({"TRIALCDS_DEV": True, "TRIALCDS_DATABASE_URL": database})
+        gc.collect()
+        gc.freeze()  # as trialcds serve does in each worker
         client = app.test_client()
         path = "/cds-services/nct05271110"
 
