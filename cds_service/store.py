@@ -21,7 +21,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import (Column, DateTime, Engine, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, event, func, select, text)
+                        bindparam, create_engine, event, func, select, text)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -133,6 +133,16 @@ def _utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+# The two statements of every hook call, built once: constructing a statement (and its cache key)
+# costs SQLAlchemy more than SQLite takes to run it.
+_SUPPRESSION_QUERY = (select(func.count()).select_from(feedback)
+                      .where(feedback.c.patient_hash == bindparam("patient_hash"),
+                             feedback.c.service_id == bindparam("service_id"),
+                             feedback.c.outcome == "overridden",
+                             feedback.c.outcome_at >= bindparam("since")))
+_CARD_ISSUE_INSERT = card_issue.insert()
+
+
 class FeedbackStore:
     def __init__(self, engine: Engine, salt: str) -> None:
         self.engine = engine
@@ -146,9 +156,9 @@ class FeedbackStore:
 
     def record_card(self, card_uuid: str, service_id: str, patient_id: str, now: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(card_issue.insert().values(card_uuid=card_uuid, service_id=service_id,
-                                                    patient_hash=self.patient_hash(patient_id),
-                                                    issued_at=_utc_naive(now)))
+            conn.execute(_CARD_ISSUE_INSERT, {"card_uuid": card_uuid, "service_id": service_id,
+                                              "patient_hash": self.patient_hash(patient_id),
+                                              "issued_at": _utc_naive(now)})
 
     def record_feedback(self, service_id: str, item: Feedback, now: datetime) -> bool:
         """Store one feedback entry; False when this exact delivery was already stored."""
@@ -175,13 +185,9 @@ class FeedbackStore:
     def is_suppressed(self, service_id: str, patient_id: str, now: datetime, days: int) -> bool:
         """True when a card of this service was overridden for this patient in the last ``days`` days."""
         since = _utc_naive(now) - timedelta(days=days)
-        query = (select(func.count()).select_from(feedback)
-                 .where(feedback.c.patient_hash == self.patient_hash(patient_id),
-                        feedback.c.service_id == service_id,
-                        feedback.c.outcome == "overridden",
-                        feedback.c.outcome_at >= since))
         with self.engine.begin() as conn:
-            return conn.execute(query).scalar_one() > 0
+            return conn.execute(_SUPPRESSION_QUERY, {"patient_hash": self.patient_hash(patient_id),
+                                                     "service_id": service_id, "since": since}).scalar_one() > 0
 
     def feedback_count(self, card_uuid: str) -> int:
         with self.engine.begin() as conn:
