@@ -36,4 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a module, this file is loaded twice (as __main__ and as cds_service.cli); the commands
+    # raise the second copy's UsageError, so main must come from that copy too.
+    from cds_service.cli import main as package_main
+
+    sys.exit(package_main())

@@ -252,3 +252,13 @@ def test_bundle_with_urn_uuid_references(tmp_path, capsys):
                           "--format", "json"], capsys)
     assert code == 0, err
     assert json.loads(out)["verdict"] == "likely-eligible"
+
+
+@pytest.mark.parametrize("module", ["cds_service", "cds_service.cli"])
+def test_module_entry_points_exit_2_on_a_usage_error(tmp_path, module) -> None:
+    not_a_bundle = tmp_path / "patient.json"
+    not_a_bundle.write_text('{"resourceType": "Patient"}')
+    done = subprocess.run([sys.executable, "-m", module, "evaluate", "--bundle", str(not_a_bundle)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "not a FHIR Bundle" in done.stderr
