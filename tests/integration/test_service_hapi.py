@@ -50,8 +50,11 @@ def service_url(tmp_path_factory) -> str:
     port = free_port()
     env = dict(os.environ, TRIALCDS_DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('db') / 'it.sqlite'}",
                TRIALCDS_FETCH_DEADLINE="10")
+    # The service's log goes to a file: a pipe nobody reads fills up and blocks the server's writes.
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    log = open(log_path, "wb")
     process = subprocess.Popen([str(TRIALCDS), "serve", "--dev", "--port", str(port), "--workers", "2"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -61,7 +64,7 @@ def service_url(tmp_path_factory) -> str:
                     break
             except requests.RequestException:
                 time.sleep(0.3)
-            assert process.poll() is None, process.stdout.read().decode(errors="replace")[-2000:]
+            assert process.poll() is None, log_path.read_text(errors="replace")[-2000:]
         else:
             pytest.fail("trialcds serve did not answer /healthz within 60 s")
         yield url
@@ -71,6 +74,7 @@ def service_url(tmp_path_factory) -> str:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 def call_hook(service_url: str, patient_id: str, fhir_server: str, timeout: float = 60) -> requests.Response:
