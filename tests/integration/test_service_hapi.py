@@ -5,13 +5,10 @@ process → the real HAPI FHIR server → cards, for every seed patient.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,25 +17,18 @@ from cds_service.criteria import evaluate_resources
 from cds_service.seeding import anchor_date, load_expected, rebase_bundle, seed_bundles
 from cds_service.trials import get_trial
 from fhir_mappings import resources_of_bundle
+from tests.serve_process import TRIALCDS, free_port, running_serve
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TRIALCDS = Path(sys.executable).parent / "trialcds"
 SERVICE_ID = "nct05271110"
 EXPECTED = load_expected()["patients"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def seeded_fhir(fhir_base_url: str) -> str:
     today = datetime.now(timezone.utc).date().isoformat()
-    done = subprocess.run([str(TRIALCDS), "seed", "--fhir-server", fhir_base_url, "--as-of", today],
+    done = subprocess.run([TRIALCDS, "seed", "--fhir-server", fhir_base_url, "--as-of", today],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"loaded {len(seed_bundles())} patients" in done.stdout
@@ -47,34 +37,10 @@ def seeded_fhir(fhir_base_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def service_url(tmp_path_factory) -> str:
-    port = free_port()
-    env = dict(os.environ, TRIALCDS_DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('db') / 'it.sqlite'}",
-               TRIALCDS_FETCH_DEADLINE="10")
-    # The service's log goes to a file: a pipe nobody reads fills up and blocks the server's writes.
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    log = open(log_path, "wb")
-    process = subprocess.Popen([str(TRIALCDS), "serve", "--dev", "--port", str(port), "--workers", "2"],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
-            assert process.poll() is None, log_path.read_text(errors="replace")[-2000:]
-        else:
-            pytest.fail("trialcds serve did not answer /healthz within 60 s")
+    work = tmp_path_factory.mktemp("serve")
+    env = dict(os.environ, TRIALCDS_DATABASE_URL=f"sqlite:///{work / 'it.sqlite'}", TRIALCDS_FETCH_DEADLINE="10")
+    with running_serve(["--dev", "--workers", "2"], env, work / "serve.log") as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def call_hook(service_url: str, patient_id: str, fhir_server: str, timeout: float = 60) -> requests.Response:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,17 +14,8 @@ import pytest
 
 from tests.security.conftest import SERVICE_PATH, hook_body
 from tests.security.keys import ISS, ec_signer
+from tests.serve_process import REPO_ROOT as REPO, TRIALCDS, free_port, running_serve
 
-REPO = Path(__file__).resolve().parents[2]
-# The console script, as operators run it (``python -m cds_service.cli`` would load cli.py twice, as
-# __main__ and as cds_service.cli, and its UsageError handler would miss the other copy's class).
-TRIALCDS = str(Path(sys.executable).with_name("trialcds"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -70,34 +59,11 @@ def server(tmp_path):
     clients = tmp_path / "clients.json"
     clients.write_text(json.dumps({"clients": [{"iss": ISS, "jwks": signer.jwks()}]}))
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = serve_env(tmp_path, TRIALCDS_CLIENTS_FILE=str(clients), TRIALCDS_PUBLIC_URL=base,
+    env = serve_env(tmp_path, TRIALCDS_CLIENTS_FILE=str(clients), TRIALCDS_PUBLIC_URL=f"http://127.0.0.1:{port}",
                     TRIALCDS_MAX_BODY_BYTES="100000")
     log_path = tmp_path / "serve.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([TRIALCDS, "serve", "--host", "127.0.0.1",
-                                 "--port", str(port), "--workers", "2"],
-                                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"trialcds serve did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with running_serve(["--workers", "2"], env, log_path, port=port) as (base, _):
         yield base, port, signer, log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from cds_service.cli import build_parser
 from cds_service.commands import serve
 
+from tests.serve_process import running_serve
+
 from .fhir_server import FhirTestServer
 from .helpers import SERVICE_URL, hook_request
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
@@ -42,39 +31,11 @@ def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
 
 @pytest.fixture
 def running_service(tmp_path):
-    port = free_port()
     env = {**os.environ, "TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite'}"}
     env.pop("TRIALCDS_DEV", None)
-    stderr = (tmp_path / "stderr.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service.cli", "serve", "--dev", "--port", str(port), "--workers", "2"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process, tmp_path / "stderr.log")
-        yield base, process, tmp_path / "stderr.log"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        stderr.close()
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"trialcds serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if http("GET", f"{base}/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"trialcds serve did not become healthy in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    log_path = tmp_path / "serve.log"
+    with running_serve(["--dev", "--workers", "2"], env, log_path) as (base, process):
+        yield base, process, log_path
 
 
 def test_serve_dev_answers_discovery_and_a_hook_call(running_service, bundles, trial):
