@@ -21,8 +21,8 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-demo-down:
-	-[ -f var/serve.pid ] && kill -TERM -- -$$(cat var/serve.pid) 2>/dev/null; rm -f var/serve.pid
+demo-down: $(STAMP)
+	$(PY) scripts/demo.py --stop
 	bash scripts/fhir-down.sh
 
 serve: $(STAMP)

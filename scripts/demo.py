@@ -77,16 +77,19 @@ def start_service() -> None:
     sys.exit(f"demo: trialcds serve did not start (see {VAR / 'serve.log'})")
 
 
-def stop_previous_service() -> None:
+def stop_previous_service() -> bool:
+    """Stop the service an earlier demo left running (its whole process group); True if there was one."""
     pid_file = VAR / "serve.pid"
     if not pid_file.exists():
-        return
+        return False
     try:
         os.killpg(int(pid_file.read_text()), signal.SIGTERM)
         time.sleep(1)
+        stopped = True
     except (ProcessLookupError, ValueError, PermissionError):
-        pass
+        stopped = False
     pid_file.unlink(missing_ok=True)
+    return stopped
 
 
 def hook_request(pid: str, fhir_base: str | None, prefetch: dict | None) -> dict:
@@ -152,4 +155,7 @@ Try it yourself:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--stop"]:
+        print("demo: service stopped" if stop_previous_service() else "demo: no demo service was running")
+        sys.exit(0)
     sys.exit(main())
