@@ -29,7 +29,7 @@ serve: $(STAMP)
 	$(VENV)/bin/trialcds serve --dev
 
 # Ours vs a HealthChain peer (in its own venv, bench/.venv) and a plain-HTTP baseline; see
-# docs/performance.md. BENCH_ARGS: e.g. --quick, --skip-hapi, --seed p01-eligible-gem-nabpac.
+# the README's Performance section. BENCH_ARGS: e.g. --quick, --skip-hapi, --seed p01-eligible-gem-nabpac.
 BENCH_VENV := bench/.venv
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
