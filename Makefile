@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	bash scripts/system-deps.sh
 	$(PY) -m pytest
 
 # HAPI + seeds + the service, every seed patient through patient-view; the service keeps running.
