@@ -1,7 +1,8 @@
 """CDS client authentication: the signed JWT every hook and feedback call must carry.
 
 CDS Hooks 2.0 ("Trusting CDS Clients"): ``Authorization: Bearer <JWT>``, header ``alg``/``kid``
-(``jku`` optional), claims ``iss``, ``aud`` (the endpoint URL, string or array), ``exp``,
+(``jku`` optional: ignored with inline keys, must equal ``jwks_url`` otherwise), claims ``iss``,
+``aud`` (the endpoint URL, string or array), ``exp``,
 ``iat``, ``jti``, optional ``tenant``; never ``none``, never a symmetric algorithm. Every
 failure is the same bare 401 to the caller; only a reason *category* is logged, never the token.
 """
@@ -83,10 +84,7 @@ class Authenticator:
         client = self._clients.get(iss) if isinstance(iss, str) else None
         if client is None:
             raise AuthenticationError("unknown-issuer")
-        jku = header.get("jku")
-        # jku is only a hint; fetching an arbitrary URL from a token would let anyone supply
-        # their own keys (and make us fetch attacker URLs). It must name the configured set.
-        if jku is not None and (client.client.jwks_url is None or jku != client.client.jwks_url):
+        if not _jku_acceptable(header.get("jku"), client.client.jwks_url):
             raise AuthenticationError("jku-mismatch")
 
         key = client.get(kid)
@@ -136,6 +134,19 @@ class Authenticator:
             raise AuthenticationError("not-yet-valid")
         if exp <= iat or exp - iat > self._max_lifetime:
             raise AuthenticationError("lifetime-too-long")
+
+
+def _jku_acceptable(jku: Any, jwks_url: str | None) -> bool:
+    """Keys are never fetched from a URL a token names: anyone could host their own keys there.
+
+    * inline trusted keys (no ``jwks_url``): ``jku`` is ignored. Clients such as the CDS Hooks
+      sandbox always send one; the signature is still checked against the configured keys only.
+    * a configured ``jwks_url``: ``jku``, when present, must be exactly that URL, so a token meant
+      for another key set is refused rather than checked against ours.
+    """
+    if jku is None or jwks_url is None:
+        return True
+    return jku == jwks_url
 
 
 def _is_time(value: Any) -> bool:

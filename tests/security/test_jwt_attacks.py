@@ -16,6 +16,7 @@ from sqlalchemy import create_engine
 from cds_service.security.auth import AuthenticationError, Authenticator
 from cds_service.security.config import ClientConfig, SecurityConfig
 from cds_service.security.replay import ReplayCache
+from tests.security.jwks_server import JwksServer
 from tests.security.keys import AUD, ISS, b64url, ec_signer, rsa_signer
 
 
@@ -237,12 +238,22 @@ def test_crit_header_and_odd_typ_are_refused(auth, signer):
     refused(auth, f"Bearer {signer.token(headers={'typ': 'at+jwt'})}", "bad-typ")
 
 
-def test_jku_pointing_elsewhere_is_refused(replay, signer):
-    for client in (ClientConfig(iss=ISS, jwks=signer.jwks()),
-                   ClientConfig(iss=ISS, jwks_url="https://ehr.example.org/jwks.json")):
-        auth = make_auth(replay, client)
-        token = signer.token(headers={"jku": "https://attacker.example.net/jwks.json"})
-        refused(auth, f"Bearer {token}", "jku-mismatch")
+def test_jku_pointing_elsewhere_is_refused_when_keys_come_from_a_url(replay, signer):
+    auth = make_auth(replay, ClientConfig(iss=ISS, jwks_url="https://ehr.example.org/jwks.json"))
+    token = signer.token(headers={"jku": "https://attacker.example.net/jwks.json"})
+    refused(auth, f"Bearer {token}", "jku-mismatch")
+
+
+def test_jku_is_ignored_with_inline_keys_and_never_fetched(replay, signer):
+    # The CDS Hooks sandbox always sends a jku. With inline trusted keys it is ignored: a token
+    # signed by the trusted key passes, one signed by the key the jku serves does not, and the
+    # jku URL is never contacted.
+    impostor = ec_signer(kid=signer.kid)
+    auth = make_auth(replay, ClientConfig(iss=ISS, jwks=signer.jwks()))
+    with JwksServer(impostor.jwks()) as attacker:
+        assert auth.verify(f"Bearer {signer.token(headers={'jku': attacker.url})}", AUD)["iss"] == ISS
+        refused(auth, f"Bearer {impostor.token(headers={'jku': attacker.url})}", "bad-signature")
+        assert attacker.requests == 0
 
 
 def test_tenant_is_checked_when_the_client_has_one(replay, signer):
