@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from cds_service.cards import card_for, cell, summary
+from cds_service.cards import card_for, summary
+from cds_service.presentation.escape import escape
 from cds_service.criteria import evaluate_resources
 from cds_service.protocol import Card, Feedback, HookRequest, ServiceDescription, Source
 from cds_service.seeding import patient_id
@@ -52,8 +53,8 @@ def test_summaries_of_every_seed_stay_under_140(anchored, trial, expected):
         assert len(summary(evaluation, trial)) < 140
 
 
-def test_table_cells_escape_pipes_and_newlines():
-    assert cell("a|b\nc") == "a\\|b c"
+def test_record_text_loses_pipes_and_newlines():
+    assert escape("a|b\nc") == "a\\|b c"
 
 
 def test_card_model_refuses_long_summary_and_missing_selection_behavior():

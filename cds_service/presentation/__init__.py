@@ -1,0 +1,1 @@
+"""Presentation: evaluations → what a person reads (the card), with record text always escaped."""
