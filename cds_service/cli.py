@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("cds_service.commands.evaluate", "evaluate one patient held in a FHIR Bundle"),
     "serve": ("cds_service.commands.serve", "run the CDS Hooks service (gunicorn)"),
     "seed": ("cds_service.commands.seed", "load the bundled synthetic patients into a FHIR server"),
+    "screen": ("cds_service.commands.screen", "screen a whole population (Bulk Data, NDJSON or Bundles)"),
 }
 # Kept for callers that list the modules (each is imported only when its command is chosen).
 COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())

@@ -1,0 +1,196 @@
+"""Resources → one patient's record at a time, in bounded memory.
+
+Three steps, each a function a worker process (or a Spark executor) can run on its own share:
+
+1. ``partition_chunk``: each line of a chunk of the input is parsed once, kept only if the trial reads
+   it (``reads.TrialReads``), and appended — as ``patient-id TAB original-line`` — to one of N
+   partition files chosen by a stable hash of the patient id (crc32, the same in every process).
+   A Medication names no patient: it goes to a Medication partition keyed by its reference, and each
+   resource that points at a Medication leaves a ``Medication/id TAB patient-id`` line beside it.
+2. ``join_medications``: per Medication partition, the references (small: one line per pointer) are
+   loaded and every Medication is copied into the partition of each patient that points at it.
+3. ``patients_of_partition``: one partition is read into memory and split by patient, sorted by id.
+
+Memory is bounded by one partition (the input size / N, N grows with the input) plus one patient,
+never by the population.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from cds_service.screening.inputs import Chunk, parse_line, read_chunk
+from cds_service.screening.issues import InputIssues
+from cds_service.screening.reads import TrialReads
+
+PARTITION_BYTES = 48 * 1024 * 1024  # input bytes per partition (most of the input is not read by the trial)
+MAX_PARTITIONS = 1024
+SUBJECT_ELEMENTS = ("subject", "patient")
+MEDICATION_ELEMENTS = ("medicationReference",)
+
+
+def partition_count(input_bytes: int, workers: int) -> int:
+    """Enough partitions that one fits comfortably in memory, and at least two per worker."""
+    return max(2 * workers, min(MAX_PARTITIONS, input_bytes // PARTITION_BYTES + 1))
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a resource goes: to a patient, or (a Medication) to those who point at it."""
+
+    patient: str | None
+    medication: str | None = None  # "Medication/id" when the resource is a Medication
+    points_at: tuple[str, ...] = ()  # "Medication/id" references this resource holds
+
+
+def route(resource: dict) -> Route:
+    rtype = resource.get("resourceType")
+    rid = resource.get("id")
+    if rtype == "Patient":
+        return Route(rid if isinstance(rid, str) and rid else None)
+    if rtype == "Medication":
+        return Route(None, f"Medication/{rid}" if isinstance(rid, str) and rid else None)
+    patient = None
+    for element in SUBJECT_ELEMENTS:
+        patient = patient_id_of(_reference(resource.get(element)))
+        if patient:
+            break
+    pointers = tuple(ref for ref in (_medication_ref(_reference(resource.get(e))) for e in MEDICATION_ELEMENTS) if ref)
+    return Route(patient, None, pointers)
+
+
+def _reference(value: object) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        return value["reference"]
+    return None
+
+
+def _type_and_id(ref: str | None) -> tuple[str, str] | None:
+    """``Type/id``, ``http://server/fhir/Type/id`` and ``Type/id/_history/n`` → (Type, id)."""
+    if not ref or ref.startswith("#"):
+        return None
+    parts = ref.rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) < 2 or not parts[-1]:
+        return None
+    return parts[-2], parts[-1]
+
+
+def patient_id_of(ref: str | None) -> str | None:
+    found = _type_and_id(ref)
+    return found[1] if found and found[0] == "Patient" and "\t" not in found[1] else None
+
+
+def _medication_ref(ref: str | None) -> str | None:
+    found = _type_and_id(ref)
+    return f"Medication/{found[1]}" if found and found[0] == "Medication" and "\t" not in found[1] else None
+
+
+# --- 1. partition -------------------------------------------------------------------------------
+
+class _Writers:
+    """Append-only files opened on first use, in a folder per partition (one file per chunk)."""
+
+    def __init__(self, root: Path, prefix: str, chunk_name: str) -> None:
+        self.root, self.prefix, self.chunk_name = root, prefix, chunk_name
+        self.open_files: dict[int, IO[bytes]] = {}
+
+    def write(self, partition: int, key: str, line: bytes) -> None:
+        f = self.open_files.get(partition)
+        if f is None:
+            folder = self.root / f"{self.prefix}{partition:04d}"
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            f = self.open_files[partition] = open(folder / self.chunk_name, "wb", buffering=256 * 1024)
+        f.write(key.encode("utf-8") + b"\t" + line.rstrip(b"\r\n") + b"\n")
+
+    def close(self) -> None:
+        for f in self.open_files.values():
+            f.close()
+
+
+def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, partitions: int) -> InputIssues:
+    """Step 1 for one chunk; returns what could not be used."""
+    issues = InputIssues()
+    name = f"c{index:06d}.tsv"
+    patients = _Writers(workdir / "parts", "p", name)
+    medications = _Writers(workdir / "meds", "m", name)
+    pointers = _Writers(workdir / "medrefs", "m", name)
+    try:
+        for where, line in read_chunk(chunk, issues):
+            resource = parse_line(line)
+            if resource is None:
+                issues.add("malformed-line", where)
+                continue
+            if not reads.wants(resource):
+                issues.add("not-read-by-trial")
+                continue
+            try:
+                to = route(resource)
+            except (TypeError, AttributeError, ValueError):
+                to = Route(None)
+            if to.medication:
+                medications.write(partition_of(to.medication, partitions), to.medication, line)
+            elif to.patient:
+                patients.write(partition_of(to.patient, partitions), to.patient, line)
+                for ref in to.points_at:
+                    pointers.write(partition_of(ref, partitions), ref, to.patient.encode("utf-8"))
+            else:
+                issues.add("resource-without-patient", f"{where}: {resource['resourceType']}")
+    finally:
+        patients.close()
+        medications.close()
+        pointers.close()
+    return issues
+
+
+# --- 2. join Medications ------------------------------------------------------------------------
+
+def _lines(folder: Path) -> Iterator[tuple[str, bytes]]:
+    """(key, rest) of every line of every file in a partition folder, files in name order."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        with open(path, "rb") as f:
+            for line in f:
+                key, _, rest = line.rstrip(b"\n").partition(b"\t")
+                yield key.decode("utf-8"), rest
+
+
+def join_medications(workdir: Path, index: int, partitions: int) -> InputIssues:
+    """Step 2 for Medication partition ``index``: each Medication to every patient pointing at it."""
+    issues = InputIssues()
+    pointed: dict[str, set[str]] = {}
+    for ref, patient in _lines(workdir / "medrefs" / f"m{index:04d}"):
+        pointed.setdefault(ref, set()).add(patient.decode("utf-8"))
+    joined = _Writers(workdir / "parts", "p", f"j{index:06d}.tsv")
+    try:
+        for ref, line in _lines(workdir / "meds" / f"m{index:04d}"):
+            patients = pointed.get(ref)
+            if not patients:
+                issues.add("unreferenced-medication")
+                continue
+            for patient in sorted(patients):
+                joined.write(partition_of(patient, partitions), patient, line)
+    finally:
+        joined.close()
+    return issues
+
+
+# --- 3. one partition, patient by patient --------------------------------------------------------
+
+def patients_of_partition(workdir: Path, index: int) -> Iterator[tuple[str, list[bytes]]]:
+    """(patient id, its resources' NDJSON lines) for partition ``index``, by patient id."""
+    by_patient: dict[str, list[bytes]] = {}
+    for key, line in _lines(workdir / "parts" / f"p{index:04d}"):
+        by_patient.setdefault(key, []).append(line)
+    for key in sorted(by_patient):
+        yield key, by_patient.pop(key)

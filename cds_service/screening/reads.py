@@ -1,0 +1,62 @@
+"""What a trial reads of a patient's record, derived from its CDS Hooks prefetch templates.
+
+The screen must give the same evaluation as the hook, so it reads what the hook's prefetch reads and
+nothing more: the same resource types, the same Observation codes, and the Medications the searches
+``_include``. The same list gives a Bulk Data kick-off its ``_type`` parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from cds_service.criteria.models import TrialDefinition
+
+# ``_include=MedicationStatement:medication`` brings the Medication a statement points at.
+INCLUDED_TYPES = {"medication": "Medication"}
+
+
+@dataclass(frozen=True)
+class TrialReads:
+    """type → the ``system|code`` values searched for (None: every resource of the type)."""
+
+    codes_by_type: dict[str, frozenset[str] | None]
+
+    @classmethod
+    def from_trial(cls, trial: TrialDefinition) -> TrialReads:
+        codes_by_type: dict[str, frozenset[str] | None] = {}
+        for template in trial.service.prefetch.values():
+            path, _, query = template.partition("?")
+            rtype = path.split("/")[0]
+            params = parse_qs(query)
+            wanted = frozenset(c for value in params.get("code", []) for c in value.split(","))
+            codes_by_type[rtype] = _union(codes_by_type.get(rtype, frozenset()), wanted or None)
+            for include in params.get("_include", []):
+                element = include.split(":")[1] if ":" in include else ""
+                if element in INCLUDED_TYPES:
+                    codes_by_type[INCLUDED_TYPES[element]] = None
+        return cls(codes_by_type)
+
+    @property
+    def resource_types(self) -> list[str]:
+        """For ``_type``: every type read, in a stable order."""
+        return sorted(self.codes_by_type)
+
+    def wants(self, resource: dict) -> bool:
+        rtype = resource.get("resourceType")
+        if rtype not in self.codes_by_type:
+            return False
+        wanted = self.codes_by_type[rtype]
+        return wanted is None or has_code(resource, wanted)
+
+
+def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return None if a is None or b is None else a | b
+
+
+def has_code(resource: dict, wanted: frozenset[str]) -> bool:
+    """A FHIR token search on ``code``: any coding of ``code`` is one of ``system|code`` wanted."""
+    code = resource.get("code")
+    if not isinstance(code, dict) or not isinstance(code.get("coding"), list):
+        return False
+    return any(isinstance(c, dict) and f"{c.get('system')}|{c.get('code')}" in wanted for c in code["coding"])
