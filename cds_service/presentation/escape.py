@@ -21,10 +21,11 @@ import unicodedata
 # HTML metacharacters become character references: inert in HTML, and in markdown (CommonMark
 # decodes them to literal characters, never to markup). ``&`` first, or it would re-escape the rest.
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
-# Every other ASCII punctuation character CommonMark lets us backslash-escape (spec §2.4): emphasis,
-# code, links and images, headings, lists, block quotes, tables (GFM reads ``\|`` as a literal pipe),
-# autolinks, footnotes.
-_MARKDOWN_PUNCTUATION = set("!#$%()*+,-./:;=?@[\\]^_`{|}~")
+# ASCII punctuation CommonMark lets us backslash-escape (spec §2.4): emphasis, code, links and images,
+# headings, lists, block quotes, tables (GFM reads ``\|`` as a literal pipe), footnotes, and the
+# ``:`` ``/`` ``.`` of URLs, which keeps GFM's extended autolinks (``www.…``, ``https://…``) from firing.
+# (``,;%?`` are inert in every position and stay as they are, so plain-text readers see less noise.)
+_MARKDOWN_PUNCTUATION = set("!#$()*+-./:=@[\\]^_`{|}~")
 # Line and paragraph separators of every kind (they would end a list item or start a block).
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
 _SPACES = re.compile(r"\s+")
@@ -55,6 +56,10 @@ def escape(text: object) -> Markdown:
     for ch in value:
         if ch in _HTML:
             out.append(_HTML[ch])
+        elif ch == "@":
+            # GitHub's renderer turns name@host.tld into a mailto link even when "@" is escaped;
+            # an invisible break before it stops the autolink and leaves the text as it reads.
+            out.append(ZERO_WIDTH_SPACE + "\\@")
         elif ch in _MARKDOWN_PUNCTUATION:
             out.append("\\" + ch)
         else:
