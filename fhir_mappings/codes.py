@@ -26,26 +26,35 @@ ICD10 = "icd10"
 ICDO3 = "icdo3"
 RXNORM = "rxnorm"
 ATC = "atc"
+CPT = "cpt"
 DICOM = "dicom"
 MEDDRA = "meddra"
 UCUM = "ucum"
+V2_0074 = "v2-0074"  # HL7 v2 table 0074, diagnostic service section (DiagnosticReport.category)
 
-_SYSTEMS = {
-    "http://snomed.info/sct": SNOMED,
-    "http://loinc.org": LOINC,
-    "http://hl7.org/fhir/sid/icd-10-cm": ICD10,
-    "http://hl7.org/fhir/sid/icd-10": ICD10,
-    "urn:oid:2.16.840.1.113883.6.90": ICD10,
-    "urn:oid:2.16.840.1.113883.6.3": ICD10,
-    "http://terminology.hl7.org/CodeSystem/icd-o-3": ICDO3,
-    "urn:oid:2.16.840.1.113883.6.43.1": ICDO3,
-    "http://www.nlm.nih.gov/research/umls/rxnorm": RXNORM,
-    "http://www.whocc.no/atc": ATC,
-    "http://dicom.nema.org/resources/ontology/DCM": DICOM,
-    "http://terminology.hl7.org/CodeSystem/mdr": MEDDRA,
-    "https://www.meddra.org": MEDDRA,
-    "http://unitsofmeasure.org": UCUM,
+# Every code system we match on, by canonical URI and by HL7 OID (``urn:oid:``), as the spec's general
+# rules list them (OIDs from the HL7 OID registry / terminology.hl7.org "identifiers" of each system).
+# Keys are compared lower-cased, without a trailing slash. ICD-10-CM and WHO ICD-10 are one system for
+# matching: the codes the trial reads are the same in both.
+_SYSTEM_NAMES: dict[str, tuple[str, ...]] = {
+    SNOMED: ("http://snomed.info/sct", "urn:oid:2.16.840.1.113883.6.96"),
+    LOINC: ("http://loinc.org", "urn:oid:2.16.840.1.113883.6.1"),
+    ICD10: ("http://hl7.org/fhir/sid/icd-10-cm", "urn:oid:2.16.840.1.113883.6.90",
+            "http://hl7.org/fhir/sid/icd-10", "urn:oid:2.16.840.1.113883.6.3"),
+    ICDO3: ("http://terminology.hl7.org/CodeSystem/icd-o-3", "urn:oid:2.16.840.1.113883.6.43.1"),
+    RXNORM: ("http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"),
+    ATC: ("http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73"),
+    CPT: ("http://www.ama-assn.org/go/cpt", "urn:oid:2.16.840.1.113883.6.12"),
+    DICOM: ("http://dicom.nema.org/resources/ontology/DCM", "urn:oid:1.2.840.10008.2.16.4"),
+    MEDDRA: ("http://terminology.hl7.org/CodeSystem/mdr", "https://www.meddra.org",
+             "urn:oid:2.16.840.1.113883.6.163"),
+    UCUM: ("http://unitsofmeasure.org", "urn:oid:2.16.840.1.113883.6.8"),
+    V2_0074: ("http://terminology.hl7.org/CodeSystem/v2-0074", "urn:oid:2.16.840.1.113883.12.74"),
 }
+_SYSTEMS = {name.lower(): short for short, names in _SYSTEM_NAMES.items() for name in names}
+# SNOMED editions written into the system URI (``http://snomed.info/sct/731000124108``): not how FHIR
+# says it (that is ``version``), but sent; still SNOMED CT.
+_SNOMED_EDITION_PREFIX = "http://snomed.info/sct/"
 
 
 class Coding(NamedTuple):
@@ -58,20 +67,31 @@ _NORMALISED: dict[str, str] = {}  # raw system string → normalise_system's ans
 
 
 def normalise_system(uri: object) -> str:
-    """Our short name for a code system URI; unknown systems keep their URI."""
+    """Our short name for a code system given by canonical URI or HL7 OID; unknown systems keep their URI.
+
+    The one place a coding's system is interpreted: every reader gets its codings through
+    ``fhirjson.codings``, which calls this, so a system written as ``urn:oid:…`` is recognised everywhere.
+    """
     if type(uri) is str:
         known = _NORMALISED.get(uri)
         if known is not None:
             return known
     text = str(uri or "").strip().rstrip("/")
-    result = _SYSTEMS.get(text, text)
+    lowered = text.lower()
+    result = _SYSTEMS.get(lowered)
+    if result is None:
+        edition = lowered[len(_SNOMED_EDITION_PREFIX):] if lowered.startswith(_SNOMED_EDITION_PREFIX) else ""
+        result = SNOMED if edition.split("/")[0].isdigit() else text
     if type(uri) is str and len(_NORMALISED) < 1024:  # a few dozen systems in practice; never unbounded
         _NORMALISED[uri] = result
     return result
 
 
 def icd10_key(code: str) -> str:
-    """ICD-10 codes compare without the dot and in upper case (``C78.7`` = ``C787``)."""
+    """ICD-10 codes compare without the dot and in upper case (``C78.7`` = ``C787``, ``c25.0`` = ``C250``).
+
+    The one normalisation of ICD-10 codes: ``CodeSet`` keys both its entries and every code it is asked
+    about with it, so claims-style codes without the dot match wherever a code set is used."""
     return code.replace(".", "").strip().upper()
 
 
@@ -123,6 +143,10 @@ class CodeSet:
         if coding.system == ICD10 and self.icd10:
             return self._icd10_matches(coding.code)
         return (coding.system, coding.code) in self.codes
+
+    def code_matches_any(self, codings: Iterable[Coding]) -> bool:
+        """True when one of the codes matches (no text, no ICD-10 precedence)."""
+        return any(self.code_matches(c) for c in codings)
 
     def text_matches(self, text: str) -> bool:
         text = text.lower()
@@ -215,18 +239,51 @@ GENERIC_METASTASIS = CodeSet(
 
 EXTRAHEPATIC_METASTASIS = CodeSet(
     "distant metastasis outside the liver",
-    "ICD-10-CM C78.0–C78.6, C78.8x, C79.x, C77.x except C77.2 (V); SNOMED secondary neoplasm of "
-    "brain 94225005 (V, mCODE example), lung 94391008, bone 94222008, peritoneum 94297009, "
-    "adrenal 94168008 (C); keywords naming a site",
-    codes=_snomed("94225005", "94391008", "94222008", "94297009", "94168008", "94313002"),
+    "ICD-10-CM C78.0–C78.6, C78.8x, C79.x, C77.x except C77.2 (V); SNOMED 'secondary malignant neoplasm "
+    "of <site>' disorders of non-liver sites: brain 94225005 (V, mCODE example), colon 94260004 (C, "
+    "Synthea colorectal module), skin 94579000 (C), lung 94391008, bone 94222008, peritoneum 94297009, "
+    "adrenal 94168008, 94313002 (C). Codes are only the minimum: any display of the form 'secondary "
+    "malignant neoplasm of <site>' / 'metastasis to <site>' naming a non-liver site counts too "
+    "(METASTASIS_SITE_PATTERNS, read in conditions.py)",
+    codes=_snomed("94225005", "94391008", "94222008", "94297009", "94168008", "94313002", "94260004",
+                  "94579000"),
     icd10=("C78.0*", "C78.1*", "C78.2*", "C78.3*", "C78.4*", "C78.5*", "C78.6*", "C78.8*", "C79*", "C77*"),
     icd10_excluded=("C77.2*", "C79.9"),
-    keywords=tuple((marker, site) for marker in ("secondary", "metasta")
-                   for site in ("lung", "pulmonary", "brain", "bone", "peritone", "pleura", "adrenal",
-                                "omentum", "ovar", "skin", "distant lymph", "mediastin", "supraclavicular",
-                                "cerebr", "spine", "vertebra")),
-    excluded_keywords=("history of", "liver", "hepatic", "no evidence"),
 )
+
+# Where a metastasis is, read from its display / text. Each pattern's ``site`` group names the organ the
+# metastasis is IN ("secondary malignant neoplasm of colon", "metastasis to bone", "metastatic
+# adenocarcinoma to the lung"); "metastatic X of <organ>" names the primary, not the site, so it is not read.
+METASTASIS_SITE_PATTERNS = (
+    r"secondary\s+(?:malignant\s+)?(?:neoplasms?|tumou?rs?|cancers?|carcinomas?|malignancy|malignancies|"
+    r"deposits?|disease)\s+(?:of|to|involving|in\s+the)\s+(?:the\s+)?(?P<site>[a-z][a-z ,/-]*)",
+    r"metasta\w*(?:\s+[a-z-]+){0,4}?\s+(?:to|into|involving|in\s+the)\s+(?:the\s+)?(?P<site>[a-z][a-z ,/-]*)",
+)
+# A metastasis that names its primary: "metastasis from malignant tumor of prostate" (SNOMED 314994000,
+# Synthea prostate module), "secondary malignant neoplasm from breast cancer".
+METASTASIS_PRIMARY_PATTERN = (
+    r"(?:metasta\w*|secondary)[a-z ,-]*?\s+from\s+(?:a\s+|the\s+)?(?:primary\s+)?"
+    r"(?:malignant\s+(?:tumou?r|neoplasm)\s+of\s+(?:the\s+)?|(?:carcinoma|cancer|tumou?r)\s+of\s+(?:the\s+)?)?"
+    r"(?P<primary>[a-z][a-z -]*)"
+)
+# "<site> metastases" (the site before the word): only these site words, so that "distant" or "multiple"
+# are not read as organs.
+_SITE_WORDS_BEFORE = (r"(?:liver|hepatic|lung|pulmonary|brain|cerebral|bone|osseous|skeletal|peritoneal|pleural|"
+                      r"adrenal|omental|ovarian|skin|cutaneous|mediastinal|supraclavicular|spinal|vertebral|nodal|"
+                      r"lymph node)")
+SITE_BEFORE_METASTASIS_PATTERN = (
+    rf"\b(?P<site>{_SITE_WORDS_BEFORE}(?:\s*(?:,|and|&|/)\s*{_SITE_WORDS_BEFORE})*)\s+"
+    r"(?:metastas[ie]s|metastatic\s+(?:disease|deposits?|lesions?)|secondar(?:y|ies))"
+)
+METASTASIS_FROM_OTHER_PRIMARY = {(SNOMED, "314994000"): "prostate"}
+LIVER_SITE_WORDS = ("liver", "hepat")
+# Regional nodes of a pancreatic cancer are not distant disease (ICD-10 C77.2 and its wording).
+REGIONAL_NODE_WORDS = ("intra-abdominal lymph", "intraabdominal lymph", "intra abdominal lymph",
+                       "abdominal lymph", "peripancreatic lymph", "regional lymph")
+UNSPECIFIED_SITE_WORDS = ("unspecified", "unknown", "other site", "other specified site", "multiple site",
+                          "other and unspecified", "ill-defined")
+# Words after "metastatic … in/to" that are not a place ("metastatic disease in remission").
+NOT_A_SITE_WORDS = ("remission", "situ", "treatment", "patient", "setting", "response", "progress")
 
 OTHER_MALIGNANCY = CodeSet(
     "another primary malignancy",
@@ -240,6 +297,22 @@ OTHER_MALIGNANCY = CodeSet(
                        "sarcoma", "myeloma"),
     excluded_keywords=("pancrea", "secondary", "metasta", "basal cell", "in situ", "benign", "history of",
                        "of skin", "family history", "screening", "suspected"),
+)
+
+MALIGNANCY_HISTORY = CodeSet(
+    "personal history of another malignancy",
+    "ICD-10-CM Z85.x except Z85.07 pancreas (V; Z85.07 is read as the PDAC itself); SNOMED 'history of "
+    "malignant neoplasm of <site>' situations: prostate 428262008 (C, several public code lists), "
+    "colon/rectum 1286880003 (C, a published FSH value set), 429699009 (C). Display pattern 'history of … "
+    "malignant / cancer / carcinoma …' for the rest. 429740004 is NOT listed: its SNOMED FSN is 'Family "
+    "history of malignant neoplasm of breast' (a relative's cancer says nothing about the patient)",
+    codes=_snomed("428262008", "1286880003", "429699009"),
+    icd10=("Z85*",),
+    icd10_excluded=("Z85.07",),
+    keywords=tuple(("history of", word) for word in ("malignan", "cancer", "carcinoma", "lymphoma", "leukemia",
+                                                      "leukaemia", "melanoma", "sarcoma", "myeloma")),
+    excluded_keywords=("family history", "fh:", "no history", "pancrea", "basal cell", "in situ", "benign",
+                       "metasta", "secondary"),
 )
 
 # --- Other conditions -------------------------------------------------------------------------
@@ -293,6 +366,20 @@ PREGNANCY_CONDITION = CodeSet(
     excluded_keywords=("not pregnant", "history of", "no pregnancy"),
 )
 
+# --- What a Condition is (problem list vs visit diagnosis) ------------------------------------
+
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+PROBLEM_LIST_CATEGORY = "problem-list-item"
+ENCOUNTER_DIAGNOSIS_CATEGORY = "encounter-diagnosis"
+# EHRs' own visit-diagnosis categories, recognised by code or display (Epic and Oracle Health send a
+# local category whose display is "Encounter Diagnosis" / "Visit Diagnosis"; admission and discharge
+# diagnoses are visit-level too). Words are compared on lower-cased text with '-' and '_' as spaces.
+VISIT_DIAGNOSIS_CATEGORY_WORDS = ("encounter diagnosis", "visit diagnosis", "encounter dx", "visit dx",
+                                  "admission diagnosis", "admitting diagnosis", "discharge diagnosis",
+                                  "billing diagnosis", "encounterdiagnosis", "visitdiagnosis")
+PROBLEM_LIST_CATEGORY_WORDS = ("problem list", "problemlist", "problem")
+ENCOUNTER_DIAGNOSIS_PROFILE = "us-core-condition-encounter-diagnosis"
+
 # --- Sites, observations, imaging --------------------------------------------------------------
 
 LIVER_SITE = CodeSet(
@@ -302,9 +389,26 @@ LIVER_SITE = CodeSet(
     keywords=_keywords("liver", "hepatic"),
 )
 
-ECOG_CODES = {(LOINC, "89247-1"), (SNOMED, "423740007")}
+# Performance status. ECOG: LOINC 89247-1 (mCODE, V), the pre-mCODE 89262-0 (V, LOINC), SNOMED 423740007
+# "ECOG performance status" observable (C). Karnofsky: LOINC 89243-0 (V). Flowsheet rows carry a local
+# code (Epic: urn:oid:1.2.840.114350…) and usually LOINC; with no LOINC/SNOMED code at all, the row's name
+# ("ECOG", "Karnofsky", "KPS") identifies the scale (PERFORMANCE_NAME_WORDS).
+ECOG_CODES = {(LOINC, "89247-1"), (LOINC, "89262-0"), (SNOMED, "423740007")}
 KARNOFSKY_CODES = {(LOINC, "89243-0")}
+# LOINC answer list LL529-9 (V): in valueCodeableConcept or interpretation.
 ECOG_ANSWERS = {"LA9622-7": 0, "LA9623-5": 1, "LA9624-3": 2, "LA9625-0": 3, "LA9626-8": 4, "LA9627-6": 5}
+# SNOMED ECOG grade findings (spec revision 2; C): as the value, or as the Observation's own code.
+ECOG_GRADE_FINDINGS = {"425389002": 0, "422512005": 1, "422894000": 2, "423053003": 3, "423237006": 4,
+                       "423409001": 5}
+PERFORMANCE_NAME_WORDS = {"ecog": "ecog", "zubrod": "ecog", "who performance": "ecog",
+                          "karnofsky": "karnofsky", "kps": "karnofsky"}
+# What may stand around a number written as text (general rules, "values written as text"): the scale's
+# name before it, a unit after it. Anything else makes the text unreadable.
+ECOG_TEXT_NAMES = ("ecog performance status", "ecog performance score", "ecog ps", "ecog score", "ecog grade",
+                   "ecog", "who performance status", "who ps", "zubrod", "performance status", "ps", "grade")
+KARNOFSKY_TEXT_NAMES = ("karnofsky performance status", "karnofsky performance score", "karnofsky score",
+                        "karnofsky", "kps", "performance status")
+CA19_9_TEXT_NAMES = ("ca 19-9", "ca19-9", "ca 19.9", "ca19.9", "ca 199", "ca199")
 CA19_9_CODES = {(LOINC, "24108-3"), (LOINC, "83084-4")}
 CA19_9_UNITS = {"u/ml", "[u]/ml", "ku/l", "k[u]/l", "[iu]/ml", "iu/ml", "k[iu]/l"}
 TUMOUR_SIZE_CODES = {(LOINC, "21889-1")}
@@ -329,6 +433,44 @@ T_CATEGORY_CODES = {(LOINC, "21905-5"), (LOINC, "21899-0"), (SNOMED, "399504009"
 UNRESECTABLE_KEYWORDS = ("arterial reconstruction", "arterial involvement", "arterial encasement",
                          "locally advanced", "unresectable")
 CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "PT"})
+
+# --- Staging imaging (ImagingStudy, imaging DiagnosticReports, imaging Procedures) ----------------
+# DICOM modality codes CT, MR, PT (DICOM PS3.16 CID 29, V). An imaging DiagnosticReport is recognised by
+# category: HL7 v2 table 0074 RAD radiology, CT CAT scan, NMR / MR magnetic resonance, NMS nuclear
+# medicine scan (V, v2-0074; "MR" is not in the table but is sent), or LOINC part LP29684-5 "Radiology"
+# (V, US Core DiagnosticReport for report and note exchange) — or, with no such category, by a code or
+# display that names CT / MR(I) / PET (IMAGING_MODALITY_WORDS).
+IMAGING_REPORT_CATEGORIES = {(V2_0074, "RAD"), (V2_0074, "CT"), (V2_0074, "NMR"), (V2_0074, "MR"),
+                             (V2_0074, "NMS"), (LOINC, "LP29684-5")}
+# The modality a v2-0074 category itself implies (RAD and NMS say only "imaging": the code must name it).
+IMAGING_CATEGORY_MODALITY = {"CT": "CT", "NMR": "MR", "MR": "MR"}
+IMAGING_REPORT_STATUSES = frozenset({"final", "amended", "corrected", "appended", "preliminary"})
+# Words (regular expressions on lower-cased text) naming a cross-sectional modality in a code's display.
+IMAGING_MODALITY_WORDS = (
+    ("CT", r"\bct\b|\bcta\b|computed tomograph|\bcat scan|\bcomputerized tomograph|\bpet[/ -]?ct\b"),
+    ("MR", r"\bmri?\b|\bmra\b|\bmrcp\b|magnetic resonance|\bnmr\b"),
+    ("PT", r"\bpet\b|\bpet[/ -]?ct\b|positron emission"),
+)
+# Imaging procedures by SNOMED (C, SNOMED CT browser): 77477000 computed tomography, 113091000 magnetic
+# resonance imaging, 82918005 positron emission tomography, 450436003 PET with CT.
+IMAGING_PROCEDURE_SNOMED = {"77477000": ("CT",), "113091000": ("MR",), "82918005": ("PT",),
+                            "450436003": ("PT", "CT")}
+# CPT radiology codes of cross-sectional studies of the trunk and head (C: AMA CPT descriptors as published
+# in the CMS Physician Fee Schedule code lists; not checked against the licensed CPT file here). Any other
+# CPT code in the radiology section 70010–79999 whose display names CT / MRI / PET counts too.
+IMAGING_PROCEDURE_CPT = {
+    # CT: head 70450–70470, chest 71250–71270, CTA chest 71275, pelvis 72192–72194, abdomen 74150–74170,
+    # CTA abdomen 74174–74175, abdomen + pelvis 74176–74178.
+    **{c: ("CT",) for c in ("70450", "70460", "70470", "71250", "71260", "71270", "71275", "72192", "72193",
+                            "72194", "74150", "74160", "74170", "74174", "74175", "74176", "74177", "74178")},
+    # MRI: brain 70551–70553, chest 71550–71552, pelvis 72195–72197, abdomen (incl. MRCP) 74181–74183.
+    **{c: ("MR",) for c in ("70551", "70552", "70553", "71550", "71551", "71552", "72195", "72196", "72197",
+                            "74181", "74182", "74183")},
+    # PET 78811–78813; PET with concurrent CT 78814–78816.
+    **{c: ("PT",) for c in ("78811", "78812", "78813")},
+    **{c: ("PT", "CT") for c in ("78814", "78815", "78816")},
+}
+CPT_RADIOLOGY_RANGE = (70010, 79999)
 LENGTH_UNITS_MM = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "cm": 10.0, "centimeter": 10.0,
                    "centimeters": 10.0}
 
@@ -338,28 +480,87 @@ GRADE_EXTENSIONS = ("ae-grade", "ctcae-grade", "ctcae", "grade")
 
 # --- Procedures --------------------------------------------------------------------------------
 
+# Epic puts its generic "Surgical procedure" category (SNOMED 387713003) even on stents and ports: the
+# category says a procedure is surgical, never that it is major (spec revision 2).
 SURGICAL_CATEGORY = {(SNOMED, "387713003")}
 PANCREATIC_RESECTION = CodeSet(
     "pancreatic resection",
     "SNOMED pancreaticoduodenectomy 173422009 / 30549001 Whipple, distal pancreatectomy 45420004, "
-    "total pancreatectomy 82661006 (C); keywords",
-    codes=_snomed("173422009", "30549001", "45420004", "82661006", "116142003"),
+    "total pancreatectomy 82661006 (C); CPT 48140 distal, 48145, 48146, 48150 / 48152 Whipple, 48153 / 48154 "
+    "pylorus-preserving, 48155 total pancreatectomy (C, CMS PFS descriptors); keywords",
+    codes=_snomed("173422009", "30549001", "45420004", "82661006", "116142003")
+    | frozenset((CPT, c) for c in ("48140", "48145", "48146", "48150", "48152", "48153", "48154", "48155")),
     keywords=_keywords("pancreatectomy", "pancreaticoduodenectomy", "pancreatoduodenectomy", "whipple",
                        "pancreas+resection", "pancreatic resection"),
 )
+# Major surgery (spec revision 2): operations that open a body cavity, organ resections, major joint
+# replacement, major vascular surgery, amputation. A name ending in "-ectomy" is NOT enough (a
+# gingivectomy is dental); only the operations below count.
 MAJOR_SURGERY = CodeSet(
     "major surgery",
-    "curated SNOMED: colectomy 23968004, hepatectomy/partial 18286008, gastrectomy 53442002, "
-    "laparotomy 86481000, cholecystectomy 38102005, nephrectomy 108022006, hip replacement 52734007, "
-    "CABG 232717009 (C); keywords",
+    "curated SNOMED (C, SNOMED CT browser): colectomy 23968004, partial hepatectomy 18286008, gastrectomy "
+    "53442002, laparotomy 86481000, cholecystectomy 38102005, nephrectomy 108022006, hip replacement "
+    "52734007, knee replacement 609588000, CABG 232717009, appendectomy 80146002, splenectomy 234319005, "
+    "lobectomy of lung 173171007, hysterectomy 236886002, esophagectomy 70536003, craniotomy 25353009, "
+    "amputation 81723002; curated CPT (C, CMS PFS "
+    "descriptors): hepatectomy 47120 / 47122 / 47125 / 47130, colectomy 44140–44160 and laparoscopic "
+    "44204–44212, gastrectomy 43620–43634, esophagectomy 43107–43124, nephrectomy 50220–50240 / 50545 / "
+    "50546, cholecystectomy 47562 / 47563 / 47600 / 47605 / 47610, appendectomy 44950 / 44960 / 44970, "
+    "splenectomy 38100 / 38120, lung lobectomy / pneumonectomy 32440 / 32480 / 32484 / 32663, hysterectomy "
+    "58150 / 58180 / 58200 / 58210 / 58570–58573, hip / knee arthroplasty 27130 / 27447, exploratory "
+    "laparotomy 49000, thoracotomy 32100, craniotomy 61510, CABG 33510–33536, aortic aneurysm repair "
+    "34701–34708 / 35081 / 35102, amputation 27590–27598 / 27880–27889; keywords (MAJOR_SURGERY_WORDS)",
     codes=_snomed("23968004", "18286008", "53442002", "86481000", "38102005", "108022006", "52734007",
-                  "232717009", "387713003"),
-    keywords=_keywords("ectomy", "laparotomy", "thoracotomy", "resection", "arthroplasty", "bypass",
-                       "replacement", "transplant", "laparoscop"),
+                  "609588000", "232717009", "80146002", "234319005", "173171007", "236886002", "70536003",
+                  "25353009", "81723002")
+    | frozenset((CPT, c) for c in (
+        "47120", "47122", "47125", "47130", "44140", "44141", "44143", "44144", "44145", "44146", "44147",
+        "44150", "44151", "44155", "44156", "44157", "44158", "44160", "44204", "44205", "44206", "44207",
+        "44208", "44210", "44211", "44212", "43620", "43621", "43622", "43631", "43632", "43633", "43634",
+        "43107", "43108", "43112", "43113", "43116", "43117", "43118", "43121", "43122", "43123", "43124",
+        "50220", "50225", "50230", "50234", "50236", "50240", "50545", "50546", "47562", "47563", "47600",
+        "47605", "47610", "44950", "44960", "44970", "38100", "38120", "32440", "32480", "32484", "32663",
+        "58150", "58180", "58200", "58210", "58570", "58571", "58572", "58573", "27130", "27447", "49000",
+        "32100", "61510", "33510", "33511", "33512", "33513", "33514", "33516", "33533", "33534", "33535",
+        "33536", "34701", "34702", "34703", "34704", "34705", "34706", "34707", "34708", "35081", "35102",
+        "27590", "27591", "27592", "27594", "27596", "27598", "27880", "27881", "27882", "27886", "27888",
+        "27889")),
 )
-MINOR_PROCEDURE_KEYWORDS = ("biopsy", "endoscop", "eus", "ultrasound", "stent", "port", "drain", "catheter",
-                            "needle", "aspiration", "ercp", "injection", "infusion", "colonoscopy",
-                            "gastroscopy", "paracentesis", "imaging", "scan")
+# Words (matched at the start of a word, lower-cased; words of four letters or fewer as whole words) that
+# make an operation major. Organ resections are
+# named one by one: "-ectomy" alone is not enough.
+MAJOR_SURGERY_WORDS = (
+    "laparotomy", "laparoscop", "thoracotomy", "thoracoscop", "video-assisted thoracoscopic", "vats",
+    "craniotomy", "craniectomy", "sternotomy", "hepatectomy", "liver resection", "hepatic resection",
+    "resection of liver", "partial resection of liver", "colectomy", "hemicolectomy", "proctocolectomy",
+    "proctectomy", "bowel resection", "resection of colon", "resection of large intestine",
+    "resection of small intestine", "small bowel resection", "anterior resection", "abdominoperineal",
+    "gastrectomy", "oesophagectomy", "esophagectomy", "oesophagogastrectomy", "esophagogastrectomy",
+    "nephrectomy", "cholecystectomy", "appendectomy", "appendicectomy", "splenectomy", "lobectomy of lung",
+    "pulmonary lobectomy", "lung lobectomy", "lobectomy", "pneumonectomy", "lung resection",
+    "resection of lung", "wedge resection of lung", "segmentectomy", "hysterectomy", "cystectomy",
+    "prostatectomy", "adrenalectomy", "hip replacement", "knee replacement", "shoulder replacement",
+    "total hip", "total knee", "replacement of hip", "replacement of knee", "hip arthroplasty",
+    "knee arthroplasty", "shoulder arthroplasty", "arthroplasty of hip", "arthroplasty of knee",
+    "coronary artery bypass", "cabg", "aortic aneurysm", "aneurysm repair", "aortic valve replacement",
+    "valve replacement", "endarterectomy", "vascular bypass", "femoropopliteal bypass", "aortobifemoral",
+    "amputation", "transplant",
+)
+# Diagnostic and minor procedures: never major, whatever else the name says (a laparoscopic biopsy is a
+# biopsy) — the safe reading, which never excludes an eligible patient. Matched at the start of a word.
+MINOR_PROCEDURE_WORDS = (
+    "biopsy", "endoscop", "eus", "endosonograph", "ercp", "colonoscop", "gastroscop", "sigmoidoscop",
+    "bronchoscop", "cystoscop", "hysteroscop", "esophagogastroduodenoscop", "oesophagogastroduodenoscop",
+    "egd", "through endoscope", "polyp", "transurethral", "ultrasound", "imaging", "scan", "dental",
+    "tooth", "teeth", "gingiv", "periodont", "dentoalveolar", "skin", "mole", "cutaneous", "subcutaneous",
+    "cataract", "phacoemulsification", "intraocular", "eye", "lens", "retina", "vitrectom", "conjunctiv",
+    "eyelid", "nail", "wart",
+)
+# Devices and access procedures: minor on their own, but an organ resection "with drain placement" stays
+# major (so these lose to a major word, unlike the diagnostic words above).
+DEVICE_PROCEDURE_WORDS = ("stent", "port", "drain", "catheter", "needle", "aspiration", "injection", "infusion",
+                          "paracentesis", "thoracentesis", "picc", "central line", "central venous",
+                          "feeding tube", "gastrostomy tube", "peg")
 
 # --- Medicines ---------------------------------------------------------------------------------
 
@@ -400,6 +601,20 @@ IMMUNOSUPPRESSANTS = (
     Drug("leflunomide", frozenset(), ("leflunomide",)),
 )
 IMMUNOSUPPRESSANT_ATC_PREFIX = "L04"
+
+# Local use does not suppress the immune system (spec revision 2): a route or dose form that is topical,
+# cutaneous, ophthalmic, otic, nasal or vaginal. Routes: SNOMED route of administration (C, SNOMED CT
+# browser / FHIR R4 route value set): 6064005 topical, 448598008 cutaneous, 54485002 ophthalmic,
+# 10547007 otic, 46713006 nasal, 16857009 vaginal; HL7 v3 RouteOfAdministration TOPICAL, OPTHALTA, OTIC,
+# NASAL, VAGINSI, DERMAL… (C). Words in the route's display or in the dose form / product name.
+# (Transdermal is not local: a patch delivers the drug systemically.)
+LOCAL_ROUTE_CODES = frozenset({"6064005", "448598008", "54485002", "10547007", "46713006", "16857009",
+                               "TOPICAL", "OPTHALTA", "OTIC", "NASAL", "VAGINSI", "DERMAL", "CONJUNC",
+                               "OPTHALINSTL"})
+LOCAL_USE_WORDS = ("topical", "cutaneous", "dermal", "ophthalmic", "ophthalmological", "eye drop",
+                   "eye ointment", "eye gel", "ocular", "conjunctival", "otic", "ear drop", "auricular",
+                   "nasal", "intranasal", "vaginal", "ointment", "cream", "lotion", "emulsion, ophthalmic")
+NOT_LOCAL_WORDS = ("transdermal", "oral", "intravenous", "subcutaneous")
 
 CORTICOSTEROIDS = (
     Drug("prednisone", frozenset({"8640"}), ("prednisone",)),

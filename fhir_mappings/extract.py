@@ -20,6 +20,9 @@ def _extract_facts(record: PatientRecord, as_of: date) -> PatientFacts:
     facts = PatientFacts(as_of=as_of, patient_ref=record.patient_ref)
     facts.birth_date = patient.birth_date(record.patient)
     facts.gender = patient.gender(record.patient)
+    facts.deceased, facts.deceased_on, facts.deceased_unreadable = patient.deceased(record.patient)
+    if facts.deceased_unreadable:
+        record.note(record.patient_ref or "Patient", "noted: deceasedDateTime unreadable")
     if record.patient and record.patient.get("birthDate") is not None and facts.birth_date is None:
         record.note(record.patient_ref or "Patient", "noted: birthDate unreadable")
 
@@ -36,6 +39,7 @@ def _extract_facts(record: PatientRecord, as_of: date) -> PatientFacts:
     facts.pregnancy_status = observations.read_pregnancy_status(record)
     facts.breastfeeding = observations.read_breastfeeding(record)
     facts.unresectable = observations.read_unresectable(record)
+    facts.unresectable += observations.read_condition_stages(record, {d.ref for d in facts.pdac})
 
     for drug_class, use in medications.read_medications(record):
         getattr(facts, drug_class).append(use)

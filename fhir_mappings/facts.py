@@ -10,18 +10,35 @@ from dataclasses import dataclass, field
 from datetime import date
 
 
+# What a Condition is, when it has no clinicalStatus (the spec's general rule "Is a Condition active?").
+PROBLEM_LIST = "problem-list"  # category problem-list-item, or no category at all: status-less = active
+ENCOUNTER_DIAGNOSIS = "encounter-diagnosis"  # a visit diagnosis: status-less = active only when recent
+OTHER_KIND = "other"  # another category (health-concern, a local one): read like a visit diagnosis
+
+ACTIVE_STATUSES = frozenset({"active", "recurrence", "relapse"})
+INACTIVE_STATUSES = frozenset({"inactive", "remission", "resolved"})
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    """A Condition (or an Observation / AdverseEvent that states one)."""
+    """A Condition (or an Observation / AdverseEvent that states one).
+
+    ``clinical_status`` is the clinicalStatus code as written (None when absent); ``kind`` says what the
+    Condition is. How recent a status-less visit diagnosis must be is each criterion's business (its
+    window is a parameter of the trial definition), so the facts hold no windows.
+    """
 
     ref: str
     label: str
     onset: date | None
     recorded: date | None = None
-    active: bool = True
+    clinical_status: str | None = None
+    kind: str = PROBLEM_LIST
     verification: str | None = None
     grade: int | None = None
     body_sites: tuple[str, ...] = ()
+    abated: date | None = None
+    history: bool = False  # a personal-history code (Z85.x, "history of malignant neoplasm of …")
 
     @property
     def date(self) -> date | None:
@@ -30,6 +47,30 @@ class Diagnosis:
     @property
     def confirmed(self) -> bool:
         return self.verification in (None, "confirmed")
+
+    @property
+    def status_says(self) -> bool | None:
+        """True / False when clinicalStatus decides; None when absent or not a code we know."""
+        if self.clinical_status in ACTIVE_STATUSES:
+            return True
+        if self.clinical_status in INACTIVE_STATUSES:
+            return False
+        return None
+
+    @property
+    def visit_only(self) -> bool:
+        """A status-less visit diagnosis (or other non-problem-list Condition): active only when recent."""
+        return self.status_says is None and self.kind != PROBLEM_LIST
+
+    @property
+    def active(self) -> bool:
+        """Active whatever its age: by clinicalStatus, or a status-less problem-list item."""
+        status = self.status_says
+        return status if status is not None else self.kind == PROBLEM_LIST
+
+    @property
+    def kind_label(self) -> str:
+        return "visit diagnosis" if self.kind == ENCOUNTER_DIAGNOSIS else "diagnosis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +81,7 @@ class Reading:
     date: date | None
     value: object
     label: str = ""
+    focus: tuple[str, ...] = ()  # what the Observation is about (``focus`` references: a Condition, a lesion …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +103,8 @@ class MedicationUse:
     end: date | None
     last_date: date | None  # end, administration or authoredOn: the newest date the record gives
     ongoing: bool = False  # a period with a start and no end, on a use not completed or stopped
+    reasons: tuple[str, ...] = ()  # ``reasonReference`` targets (e.g. the Condition the drug is given for)
+    local_route: str | None = None  # a local (topical, ophthalmic …) route or dose form, as written
 
     @property
     def date(self) -> date | None:
@@ -81,6 +125,7 @@ class ImagingDone:
     ref: str
     date: date | None
     modalities: tuple[str, ...]
+    source: str = "ImagingStudy"  # or "DiagnosticReport" / "Procedure": where the record says it was done
 
 
 @dataclass(slots=True)
@@ -91,12 +136,16 @@ class PatientFacts:
     patient_ref: str | None = None
     birth_date: date | None = None
     gender: str | None = None
+    deceased: bool = False  # Patient.deceasedBoolean true, or a deceasedDateTime (any date: the rule decides)
+    deceased_on: date | None = None  # Patient.deceasedDateTime's calendar date
+    deceased_unreadable: bool = False  # a deceasedDateTime that is not a date
     pdac: list[Diagnosis] = field(default_factory=list)
     pancreatic_non_ductal: list[Diagnosis] = field(default_factory=list)
     liver_metastases: list[Diagnosis] = field(default_factory=list)
     extrahepatic_metastases: list[Diagnosis] = field(default_factory=list)
     unsited_metastases: list[Diagnosis] = field(default_factory=list)
     other_malignancies: list[Diagnosis] = field(default_factory=list)
+    malignancy_history: list[Diagnosis] = field(default_factory=list)  # personal-history codes (Z85.x …)
     infections: list[Diagnosis] = field(default_factory=list)
     cardiac: list[Diagnosis] = field(default_factory=list)
     neuropathies: list[Diagnosis] = field(default_factory=list)

@@ -7,6 +7,7 @@ elements we need and tolerate the shapes real servers send. Anything structurall
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,6 +21,11 @@ T = TypeVar("T")
 
 class MalformedResource(ValueError):
     """A resource whose structure does not fit FHIR R4 where we read it."""
+
+
+class NotUsable(Exception):
+    """A legal resource that says nothing a criterion can use (no value, an unreadable text value, a report
+    of the wrong kind): skipped and noted with this reason, never called malformed."""
 
 
 def ref_of(resource: dict) -> str:
@@ -198,3 +204,77 @@ def status_code(resource: dict, element: str) -> str | None:
         return value
     found = codings(value, element)
     return found[0].code if found else None
+
+
+# --- Values written as text, and values that are absent -------------------------------------------
+
+VALUE_ELEMENTS = ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger",
+                  "valueRange", "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod")
+
+_NUMBER_WITH_UNIT = re.compile(r"^(?P<number>\d+(?:[.,]\d+)?)\s*(?P<unit>%|[a-zµ\[\]{}/.\d]*[a-zµ%\]}])?$")
+
+
+def has_value(element: dict) -> bool:
+    return any(key in element for key in VALUE_ELEMENTS)
+
+
+def absent_reason(element: dict) -> str | None:
+    """``dataAbsentReason`` of an Observation (or component) that has no value: its code, else its text."""
+    if has_value(element) or element.get("dataAbsentReason") is None:
+        return None
+    reason = as_dict(element["dataAbsentReason"], "dataAbsentReason")
+    found = codings(reason, "dataAbsentReason")
+    return found[0].code if found else str(reason.get("text") or "unknown")
+
+
+def number_in_text(text: str, names: tuple[str, ...] = ()) -> tuple[float, str] | None:
+    """One number, optionally after one of the scale's ``names`` and before a unit: ``"1"``, ``"ECOG 1"``,
+    ``"ECOG: 1"``, ``"80%"``, ``"2.3 cm"``, ``"2,3 cm"`` → (value, unit); anything else → None."""
+    words = " ".join(text.lower().split())
+    for name in sorted(names, key=len, reverse=True):
+        if words.startswith(name) and not words[len(name):len(name) + 1].isalpha():
+            words = words[len(name):].lstrip(" :=-").strip()
+            break
+    match = _NUMBER_WITH_UNIT.match(words)
+    if match is None:
+        return None
+    return float(match["number"].replace(",", ".")), match["unit"] or ""
+
+
+def observed_number(element: dict, names: tuple[str, ...] = (), what: str = "value") -> tuple[float, str] | None:
+    """The one numeric reader every numeric fact uses (ECOG, Karnofsky, CA 19-9, lesion size).
+
+    ``element`` is an Observation or one of its components. The number may be a ``valueInteger``, a
+    ``valueQuantity``, a ``valueString`` or a ``valueCodeableConcept`` that has only text (see
+    ``number_in_text``). Returns (value, unit) — the unit as written, "" when none — or None when the
+    element has no value at all. ``dataAbsentReason`` and unreadable text raise ``NotUsable`` (noted
+    "no value (dataAbsentReason: …)" / "unreadable value …"), never ``MalformedResource``.
+    """
+    reason = absent_reason(element)
+    if reason is not None:
+        raise NotUsable(f"no value (dataAbsentReason: {reason})")
+    if "valueInteger" in element:
+        value = element["valueInteger"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MalformedResource("valueInteger should be an integer")
+        return float(value), ""
+    if "valueQuantity" in element:
+        return quantity(element["valueQuantity"])
+    text = None
+    if "valueString" in element:
+        text = element["valueString"]
+        if not isinstance(text, str):
+            raise MalformedResource("valueString should be a string")
+    elif "valueCodeableConcept" in element:
+        concept = as_dict(element["valueCodeableConcept"], "valueCodeableConcept")
+        text = concept.get("text")
+        if text is None:
+            return None
+        if not isinstance(text, str):
+            raise MalformedResource("valueCodeableConcept.text should be a string")
+    if text is None:
+        return None
+    found = number_in_text(text, names)
+    if found is None:
+        raise NotUsable(f"unreadable value {text.strip()[:60]!r} ({what}: one number expected)")
+    return found

@@ -7,6 +7,7 @@ CodeableConcept or as a Reference to a contained or separately fetched Medicatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from fhir_mappings import codes
@@ -25,6 +26,9 @@ from fhir_mappings.fhirjson import (
 )
 from fhir_mappings.record import PatientRecord
 
+# Matched at the start of a word: "otic" is not "antibiotic", "dermal" not "transdermal".
+_LOCAL = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in codes.LOCAL_USE_WORDS) + ")")
+_NOT_LOCAL = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in codes.NOT_LOCAL_WORDS) + ")")
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 CLASSES = (
     ("anticancer", codes.ANTICANCER_DRUGS, codes.ANTICANCER_ATC_PREFIX),
@@ -42,10 +46,15 @@ def read_medications(record: PatientRecord) -> list[tuple[str, MedicationUse]]:
 
 
 def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[str, MedicationUse]]:
-    medicine_codings, text = _medicine(resource, record)
+    medicine_codings, text, form = _medicine(resource, record)
     start, end, last, open_ended = _dates(resource)
+    reasons = _reasons(resource)
+    local = local_use(resource, text, form)
     for name, drugs, atc_prefix in CLASSES:
         matched = identify(drugs, atc_prefix, medicine_codings, text)
+        if matched and name == "immunosuppressants" and local:
+            record.note(ref_of(resource), f"not counted as immunosuppression: {', '.join(matched)} for local use "
+                                          f"({local}) does not suppress the immune system")
         if matched:
             yield name, MedicationUse(
                 ref=ref_of(resource),
@@ -57,7 +66,48 @@ def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[st
                 end=end,
                 last_date=last,
                 ongoing=open_ended and resource.get("status") not in ("completed", "stopped"),
+                reasons=reasons,
+                local_route=local,
             )
+
+
+def _reasons(resource: dict) -> tuple[str, ...]:
+    """``reasonReference`` targets (MedicationStatement / MedicationRequest / MedicationAdministration)."""
+    found = (reference(r, "reasonReference") for r in as_list(resource.get("reasonReference"), "reasonReference"))
+    return tuple(ref for ref in found if ref)
+
+
+def _routes(resource: dict) -> list[dict]:
+    """The route CodeableConcepts: ``dosage.route`` (Statement: a list; Administration: one) and
+    ``dosageInstruction.route`` (Request)."""
+    dosages = resource.get("dosage")
+    items = as_list(resource.get("dosageInstruction"), "dosageInstruction")
+    if isinstance(dosages, list):
+        items += dosages
+    elif dosages is not None:
+        items.append(as_dict(dosages, "dosage"))
+    return [as_dict(as_dict(d, "dosage").get("route"), "route") for d in items
+            if as_dict(d, "dosage").get("route") is not None]
+
+
+def local_use(resource: dict, product_text: str, form_text: str) -> str | None:
+    """The words saying this medicine is used locally (topical, ophthalmic, otic, nasal, vaginal …): from the
+    route when one is given, else the dose form or the product's name. None = systemic (no route stated
+    counts as systemic: the safe reading for an exclusion is that the drug reaches the blood)."""
+    routes = _routes(resource)
+    for route in routes:
+        if any(c.code in codes.LOCAL_ROUTE_CODES for c in codings(route, "route")):
+            return concept_text(route) or "local route"
+        words = concept_text(route)
+        if _LOCAL.search(words) and not _NOT_LOCAL.search(words):
+            return words
+    if routes:
+        return None  # a route is given and it is not local (oral, intravenous …)
+    for words in (form_text, product_text):
+        hit = _LOCAL.search(words)
+        if hit and not _NOT_LOCAL.search(words):
+            return hit.group(0)
+    return None
 
 
 def identify(drugs: tuple[Drug, ...], atc_prefix: str, found: list[Coding], text: str) -> tuple[str, ...]:
@@ -72,18 +122,19 @@ def identify(drugs: tuple[Drug, ...], atc_prefix: str, found: list[Coding], text
     return tuple(dict.fromkeys(named))
 
 
-def _medicine(resource: dict, record: PatientRecord) -> tuple[list[Coding], str]:
-    """The codings and lower-cased text naming the medicine, whichever way it is given."""
+def _medicine(resource: dict, record: PatientRecord) -> tuple[list[Coding], str, str]:
+    """The codings and lower-cased text naming the medicine, whichever way it is given, and its dose form's
+    words (``Medication.form``; "" when none)."""
     if "medicationCodeableConcept" in resource:
         concept = resource["medicationCodeableConcept"]
-        return codings(concept, "medicationCodeableConcept"), concept_text(concept)
+        return codings(concept, "medicationCodeableConcept"), concept_text(concept), ""
     ref = reference(resource.get("medicationReference"), "medicationReference")
     medication = record.resolve(ref, container=resource)
     if medication is None:
         display = str(as_dict(resource.get("medicationReference"), "medicationReference").get("display") or "")
         if ref:
             record.note(ref_of(resource), f"noted: medication {ref} not available; read its display only")
-        return [], display.lower()
+        return [], display.lower(), ""
     found = codings(medication.get("code"), "Medication.code")
     words = [concept_text(medication.get("code"))]
     for ingredient in as_list(medication.get("ingredient"), "Medication.ingredient"):
@@ -91,7 +142,8 @@ def _medicine(resource: dict, record: PatientRecord) -> tuple[list[Coding], str]
         if item is not None:
             found += codings(item, "ingredient")
             words.append(concept_text(item))
-    return found, " ".join(w for w in words if w)
+    form = concept_text(medication["form"]) if medication.get("form") is not None else ""
+    return found, " ".join(w for w in words if w), form
 
 
 def _dates(resource: dict) -> tuple:

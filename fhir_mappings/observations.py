@@ -11,6 +11,8 @@ from fhir_mappings.codes import Coding
 from fhir_mappings.facts import Diagnosis, LesionMeasurement, Reading
 from fhir_mappings.fhirjson import (
     MalformedResource,
+    NotUsable,
+    absent_reason,
     as_dict,
     as_list,
     codings,
@@ -18,7 +20,7 @@ from fhir_mappings.fhirjson import (
     concepts,
     effective_date,
     memoised,
-    quantity,
+    observed_number,
     ref_of,
     reference,
 )
@@ -63,6 +65,11 @@ def _value_codings(resource: dict) -> list[Coding]:
 
 # --- Performance status --------------------------------------------------------------------
 
+ECOG_FINDING_CODES = {(codes.SNOMED, code) for code in codes.ECOG_GRADE_FINDINGS}
+PERFORMANCE_CODES = codes.ECOG_CODES | codes.KARNOFSKY_CODES | ECOG_FINDING_CODES
+_STANDARD_SYSTEMS = (codes.LOINC, codes.SNOMED)
+
+
 def karnofsky_to_ecog(score: float) -> int:
     """The protocol's conversion: ≥ 90 → 0, ≥ 70 → 1, ≥ 50 → 2, ≥ 30 → 3, ≥ 10 → 4, else 5."""
     for floor, ecog in ((90, 0), (70, 1), (50, 2), (30, 3), (10, 4)):
@@ -72,51 +79,71 @@ def karnofsky_to_ecog(score: float) -> int:
 
 
 def read_performance(record: PatientRecord) -> list[Reading]:
-    return _read_coded(record, codes.ECOG_CODES | codes.KARNOFSKY_CODES, _read_performance)
+    """ECOG and Karnofsky, however written: LOINC 89247-1 / 89262-0 / 89243-0, SNOMED 423740007, an ECOG
+    grade finding as the code, or a flowsheet row with only a local code named "ECOG" / "Karnofsky"."""
+    indexed = memoised(record.by_type.get("Observation", []), "code_index", _code_index)
+    among = [res for res, found in indexed
+             if found is None or not found.isdisjoint(PERFORMANCE_CODES) or _local_performance_row(res, found)]
+    return record.read_each("Observation", _read_performance, among=among)
+
+
+def _local_performance_row(resource: dict, found: frozenset[tuple[str, str]]) -> str | None:
+    """"ecog" / "karnofsky" for a row with no LOINC or SNOMED code whose name says which scale it is."""
+    if any(system in _STANDARD_SYSTEMS for system, _ in found):
+        return None
+    name = concept_text(resource.get("code"))
+    return next((scale for word, scale in codes.PERFORMANCE_NAME_WORDS.items() if word in name), None)
+
+
+def _performance_scale(resource: dict) -> str | None:
+    found = _code_set(resource)
+    if found & codes.ECOG_CODES or found & ECOG_FINDING_CODES:
+        return "ecog"
+    if found & codes.KARNOFSKY_CODES:
+        return "karnofsky"
+    return _local_performance_row(resource, found)
 
 
 def _read_performance(resource: dict) -> Iterator[Reading]:
-    found = _code_set(resource)
-    if found & codes.ECOG_CODES:
+    scale = _performance_scale(resource)
+    if scale == "ecog":
         grade = _ecog_grade(resource)
-        if grade is None:
-            raise MalformedResource("ECOG observation without a value")
         yield Reading(ref_of(resource), effective_date(resource), grade, f"ECOG {grade}")
-    elif found & codes.KARNOFSKY_CODES:
-        score = _number(resource)
-        if score is None or not 0 <= score <= 100:
-            raise MalformedResource("Karnofsky score missing or outside 0–100")
+    elif scale == "karnofsky":
+        measured = observed_number(resource, codes.KARNOFSKY_TEXT_NAMES, "Karnofsky score")
+        if measured is None:
+            raise MalformedResource("Karnofsky observation without a value")
+        score, unit = measured
+        if unit not in ("", "%", "{score}", "score") or not 0 <= score <= 100:
+            raise NotUsable(f"unreadable value: Karnofsky {score:g}{unit} (0–100 % expected)")
         grade = karnofsky_to_ecog(score)
         yield Reading(ref_of(resource), effective_date(resource), grade,
                       f"Karnofsky {score:g} (= ECOG {grade})")
 
 
-def _number(resource: dict) -> float | None:
-    if "valueInteger" in resource:
-        value = resource["valueInteger"]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise MalformedResource("valueInteger should be an integer")
-        return float(value)
-    if "valueQuantity" in resource:
-        found = quantity(resource["valueQuantity"])
-        return found[0] if found else None
-    return None
-
-
-def _ecog_grade(resource: dict) -> int | None:
-    number = _number(resource)
-    if number is not None:
-        if not 0 <= number <= 5 or number != int(number):
-            raise MalformedResource("ECOG grade outside 0–5")
-        return int(number)
+def _ecog_grade(resource: dict) -> int:
+    """The grade 0–5: a grade finding as the code; a coded answer (LOINC LA…, SNOMED grade finding) in the
+    value or the interpretation; else the number (integer, quantity or text)."""
+    for system, code in _code_set(resource):
+        if system == codes.SNOMED and code in codes.ECOG_GRADE_FINDINGS:
+            return codes.ECOG_GRADE_FINDINGS[code]
     answers = _value_codings(resource) + [
         c for concept in concepts(resource, "interpretation") for c in codings(concept, "interpretation")]
     for coding in answers:
         if coding.code in codes.ECOG_ANSWERS:
             return codes.ECOG_ANSWERS[coding.code]
+        if coding.system == codes.SNOMED and coding.code in codes.ECOG_GRADE_FINDINGS:
+            return codes.ECOG_GRADE_FINDINGS[coding.code]
+    for coding in answers:  # a bare "0"–"5" code (local answer lists)
         if coding.code.isdigit() and 0 <= int(coding.code) <= 5:
             return int(coding.code)
-    return None
+    measured = observed_number(resource, codes.ECOG_TEXT_NAMES, "ECOG grade")
+    if measured is None:
+        raise MalformedResource("ECOG observation without a value")
+    number, _unit = measured
+    if not 0 <= number <= 5 or number != int(number):
+        raise NotUsable(f"unreadable value: ECOG {number:g} is not a grade 0–5")
+    return int(number)
 
 
 # --- Liver lesions -------------------------------------------------------------------------
@@ -138,11 +165,11 @@ def _read_lesion(resource: dict, record: PatientRecord, liver_conditions: set[st
         for component in as_list(resource.get("component"), "component"):
             component = as_dict(component, "component")
             if codes.LONGEST_DIAMETER in {(c.system, c.code) for c in codings(component.get("code"), "component")}:
-                measured = quantity(component.get("valueQuantity"), "component.valueQuantity")
+                measured = observed_number(component, SIZE_TEXT_NAMES, "longest dimension")
         if measured is None:
             raise MalformedResource("tumour size without a longest-dimension (33728-7) value")
     elif codes.LONGEST_DIAMETER in found:
-        measured = quantity(resource.get("valueQuantity"))
+        measured = observed_number(resource, SIZE_TEXT_NAMES, "longest dimension")
         if measured is None:
             raise MalformedResource("longest dimension without a value")
     else:
@@ -156,6 +183,9 @@ def _read_lesion(resource: dict, record: PatientRecord, liver_conditions: set[st
         record.note(ref_of(resource), f"skipped: tumour size in unit {unit!r} (mm or cm expected)")
         return
     yield LesionMeasurement(ref_of(resource), effective_date(resource), value * factor, lesion)
+
+
+SIZE_TEXT_NAMES = ("longest diameter", "longest dimension", "diameter", "size")
 
 
 def _liver_lesion_key(resource: dict, record: PatientRecord, liver_conditions: set[str]) -> str | None:
@@ -202,7 +232,7 @@ def read_ca19_9(record: PatientRecord) -> list[Reading]:
 def _read_ca19_9(resource: dict, record: PatientRecord) -> Iterator[Reading]:
     if not _code_set(resource) & codes.CA19_9_CODES:
         return
-    measured = quantity(resource.get("valueQuantity"))
+    measured = observed_number(resource, codes.CA19_9_TEXT_NAMES, "CA 19-9")
     if measured is None:
         raise MalformedResource("CA 19-9 without a numeric value")
     value, unit = measured
@@ -228,6 +258,9 @@ def read_disease_status(record: PatientRecord) -> list[Reading]:
 def _read_disease_status(resource: dict) -> Iterator[Reading]:
     if not _code_set(resource) & codes.DISEASE_STATUS_CODES:
         return
+    reason = absent_reason(resource)
+    if reason is not None:
+        raise NotUsable(f"no value (dataAbsentReason: {reason})")
     status = None
     for coding in _value_codings(resource):
         status = codes.DISEASE_STATUS_VALUES.get(coding.code)
@@ -237,8 +270,14 @@ def _read_disease_status(resource: dict) -> Iterator[Reading]:
         words = _NEGATED_PROGRESSION.sub(" ", concept_text(resource.get("valueCodeableConcept")))
         status = next((s for word, s in _STATUS_WORDS if word in words), None)
     if status is None:
-        raise MalformedResource("disease status without a recognised value")
-    yield Reading(ref_of(resource), effective_date(resource), status, f"disease status: {status}")
+        raise NotUsable("disease status without a recognised value")
+    yield Reading(ref_of(resource), effective_date(resource), status, f"disease status: {status}",
+                  focus=focus_refs(resource))
+
+
+def focus_refs(resource: dict) -> tuple[str, ...]:
+    """The ``focus`` references of an Observation, as written (the criteria compare them with facts' refs)."""
+    return tuple(ref for ref in (reference(f, "focus") for f in as_list(resource.get("focus"), "focus")) if ref)
 
 
 # --- Pregnancy and breastfeeding -----------------------------------------------------------
@@ -250,6 +289,9 @@ def read_pregnancy_status(record: PatientRecord) -> list[Reading]:
 def _read_pregnancy_status(resource: dict) -> Iterator[Reading]:
     if not _code_set(resource) & codes.PREGNANCY_STATUS_CODES:
         return
+    reason = absent_reason(resource)
+    if reason is not None:
+        raise NotUsable(f"no value (dataAbsentReason: {reason})")
     for coding in _value_codings(resource):
         if coding.code in codes.PREGNANCY_STATUS_VALUES:
             status = codes.PREGNANCY_STATUS_VALUES[coding.code]
@@ -265,6 +307,9 @@ def read_breastfeeding(record: PatientRecord) -> list[Reading]:
 def _read_breastfeeding(resource: dict) -> Iterator[Reading]:
     if not _code_set(resource) & codes.BREASTFEEDING_CODES:
         return
+    reason = absent_reason(resource)
+    if reason is not None:
+        raise NotUsable(f"no value (dataAbsentReason: {reason})")
     value_codes = {(c.system, c.code) for c in _value_codings(resource)}
     words = concept_text(resource.get("valueCodeableConcept")) if "valueCodeableConcept" in resource else ""
     if resource.get("valueBoolean") is True or value_codes & codes.BREASTFEEDING_YES:
@@ -311,6 +356,34 @@ def _read_unresectable(resource: dict) -> Iterator[Reading]:
     if found & codes.T_CATEGORY_CODES:
         value_codes = " ".join(c.code for c in _value_codings(resource))
         if _T4.search(words) or _T4.search(value_codes):
-            yield Reading(ref_of(resource), effective_date(resource), "T4 primary tumour", "clinical T4")
+            yield Reading(ref_of(resource), effective_date(resource), "T4 primary tumour", "clinical T4",
+                          focus=focus_refs(resource))
     elif words and any(k in words for k in codes.UNRESECTABLE_KEYWORDS):
-        yield Reading(ref_of(resource), effective_date(resource), words, words)
+        yield Reading(ref_of(resource), effective_date(resource), words, words, focus=focus_refs(resource))
+
+
+def read_condition_stages(record: PatientRecord, pdac_refs: set[str]) -> list[Reading]:
+    """A T4 written on the PDAC Condition itself (``stage.summary`` / ``stage.type``), and the staging
+    Observations its ``stage.assessment`` names: both are about the pancreatic primary (focus = the PDAC)."""
+    found: list[Reading] = []
+    for condition in record.resources("Condition"):
+        ref = ref_of(condition)
+        if ref not in pdac_refs:
+            continue
+        try:
+            for stage in as_list(condition.get("stage"), "stage"):
+                stage = as_dict(stage, "stage")
+                words = " ".join(concept_text(stage.get(k)) for k in ("summary", "type") if stage.get(k) is not None)
+                value_codes = " ".join(c.code for k in ("summary",) if stage.get(k) is not None
+                                       for c in codings(stage[k], "stage.summary"))
+                if _T4.search(words) or _T4.search(value_codes):
+                    found.append(Reading(ref, None, "T4 primary tumour", "T4 on the pancreatic cancer's stage",
+                                         focus=(ref,)))
+                for assessment in as_list(stage.get("assessment"), "stage.assessment"):
+                    target = record.resolve(reference(assessment, "stage.assessment"))
+                    if target is not None and target.get("resourceType") == "Observation":
+                        found += [Reading(r.ref, r.date, r.value, r.label, focus=(ref,))
+                                  for r in _read_unresectable(target)]
+        except MalformedResource:
+            continue  # the Condition reader notes a broken Condition; its stage is simply not read
+    return found

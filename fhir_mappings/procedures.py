@@ -1,4 +1,11 @@
-"""Procedure → operations done: pancreatic resections, major surgery, minor and diagnostic procedures."""
+"""Procedure → operations done: pancreatic resections, major surgery, minor and diagnostic procedures.
+
+Major surgery is recognised by a curated code (SNOMED, CPT) or by naming one of the major operations
+(``codes.MAJOR_SURGERY_WORDS``). Neither a name ending in "-ectomy" nor Epic's generic "Surgical
+procedure" category makes a procedure major; diagnostic and minor procedures (biopsy, endoscopy and what
+is done through it, dental, skin and eye procedures) never are; devices and access (stent, port, drain)
+are minor unless the name also names a major operation.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,22 @@ import re
 from collections.abc import Iterator
 
 from fhir_mappings import codes
+from fhir_mappings.codes import Coding
 from fhir_mappings.facts import ProcedureDone
-from fhir_mappings.fhirjson import as_dict, codings, concept_text, concepts, effective_date, period_bounds, ref_of
+from fhir_mappings.fhirjson import as_dict, codings, concept_text, effective_date, period_bounds, ref_of
 from fhir_mappings.record import PatientRecord
 
-# Matched at the start of a word, so that "port" does not find "report" nor "eus" "pneumonectomy";
-# nor words that merely begin with "port": portal (vein), porto(caval …), portion (of liver).
-_MINOR = re.compile(r"\b(?!portal|porto|portion)(" + "|".join(re.escape(k) for k in codes.MINOR_PROCEDURE_KEYWORDS)
-                    + ")")
+
+def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """Words matched at the start of a word; short ones (≤ 4 letters: "eye", "port", "peg") as whole words,
+    so that "port" finds neither "report" nor "portal" and "eye" not "eyebrow"."""
+    parts = [re.escape(w) + (r"\b" if len(w) <= 4 else "") for w in sorted(words, key=len, reverse=True)]
+    return re.compile(r"\b(?:" + "|".join(parts) + ")")
+
+
+_MAJOR = _word_pattern(codes.MAJOR_SURGERY_WORDS)
+_MINOR = _word_pattern(codes.MINOR_PROCEDURE_WORDS)
+_DEVICE = _word_pattern(codes.DEVICE_PROCEDURE_WORDS)
 
 
 def read_procedures(record: PatientRecord) -> list[ProcedureDone]:
@@ -24,27 +39,31 @@ def _read_procedure(resource: dict) -> Iterator[ProcedureDone]:
     code = as_dict(resource.get("code"), "code")
     found = codings(code, "code")
     text = concept_text(code)
-    categories = {(c.system, c.code) for cat in concepts(resource, "category") for c in codings(cat, "category")}
     yield ProcedureDone(
         ref=ref_of(resource),
-        date=_performed(resource),
+        date=performed(resource),
         label=str(code.get("text") or next((c.display for c in found if c.display), "procedure")),
-        kind=_kind(found, text, categories),
+        kind=procedure_kind(found, text),
         status=resource.get("status"),
     )
 
 
-def _kind(found, text: str, categories: set) -> str:
+def procedure_kind(found: list[Coding], text: str) -> str:
+    """``pancreatic-resection`` | ``major`` | ``minor`` | ``other`` (what the criteria need to know)."""
     if codes.PANCREATIC_RESECTION.matches(found, text):
         return "pancreatic-resection"
+    if any(codes.MAJOR_SURGERY.code_matches(c) for c in found):  # a curated code is the surest sign
+        return "major"
     if _MINOR.search(text):
         return "minor"
-    if categories & codes.SURGICAL_CATEGORY or codes.MAJOR_SURGERY.matches(found, text):
+    if _MAJOR.search(text):
         return "major"
+    if _DEVICE.search(text):
+        return "minor"
     return "other"
 
 
-def _performed(resource: dict):
+def performed(resource: dict):
     """The day the procedure ended (a period's end, else its start, else the dateTime)."""
     if "performedPeriod" in resource:
         start, end = period_bounds(resource["performedPeriod"], "performedPeriod")

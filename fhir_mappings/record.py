@@ -11,10 +11,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from fhir_mappings.fhirjson import MalformedResource, ref_of, reference, status_code
+from fhir_mappings.fhirjson import MalformedResource, NotUsable, ref_of, reference, status_code
 
 T = TypeVar("T")
 
+# The resource types the trial reads: notes speak only of these. What else a record holds (Coverage,
+# Claim, ExplanationOfBenefit, Encounter, Immunization …) is simply not read, and saying so for each one
+# would bury the notes a person needs.
+READ_TYPES = frozenset({"Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest",
+                        "MedicationAdministration", "Medication", "Procedure", "ImagingStudy", "DiagnosticReport",
+                        "AdverseEvent", "BodyStructure"})
 NEVER_EVIDENCE_STATUS = {"entered-in-error", "cancelled", "not-done", "draft", "not-taken"}
 NEVER_EVIDENCE_VERIFICATION = {"refuted", "entered-in-error"}
 SUBJECT_ELEMENTS = ("subject", "patient")
@@ -127,6 +133,8 @@ class PatientRecord:
         for resource in self.by_type.get(rtype, ()) if among is None else among:
             try:
                 found.extend(reader(resource))
+            except NotUsable as exc:
+                self.note(ref_of(resource), f"not used: {exc}")
             except MalformedResource as exc:
                 self.note(ref_of(resource), f"skipped as malformed: {exc}")
             except (TypeError, AttributeError, KeyError, ValueError, IndexError):
@@ -134,7 +142,11 @@ class PatientRecord:
         return found
 
     def note(self, ref: str, text: str) -> None:
-        """One note per resource: the first reason it was set aside is the one reported."""
+        """One note per resource: the first reason it was set aside is the one reported. Resources of types
+        the trial does not read are never noted."""
+        rtype, slash, _ = ref.partition("/")
+        if slash and rtype not in READ_TYPES:
+            return
         self._notes.setdefault(ref, f"{ref} {text}")
 
     def add_note(self, text: str) -> None:

@@ -47,7 +47,7 @@ class TestEvaluationShape:
 
     def test_types_and_modes_follow_the_spec(self):
         evaluation = evaluate(eligible())
-        inclusions = {"age", "pdac-diagnosis", "liver-metastases", "liver-limited", "ecog", "resectable-primary",
+        inclusions = {"alive", "age", "pdac-diagnosis", "liver-metastases", "liver-limited", "ecog", "resectable-primary",
                       "consent-capacity"}
         for c in evaluation.criteria:
             assert c.type == ("inclusion" if c.id in inclusions else "exclusion"), c.id
@@ -245,10 +245,12 @@ class TestLiverMetastases:
         assert status(evaluation, "liver-metastases") == "fail"
         assert evaluation.verdict == "not-eligible"
 
-    @pytest.mark.parametrize("clinical", ["resolved", "inactive", "remission"])
-    def test_an_inactive_liver_metastasis_does_not_count(self, clinical):
+    # Revision 2: remission passes (responding disease); only resolved / inactive asks a human.
+    @pytest.mark.parametrize(("clinical", "expected"), [("resolved", "unknown"), ("inactive", "unknown"),
+                                                        ("remission", "pass")])
+    def test_a_liver_metastasis_no_longer_active(self, clinical, expected):
         evaluation = evaluate(eligible(liver_met=condition("C78.7", clinical=clinical)))
-        assert status(evaluation, "liver-metastases") == "fail"
+        assert status(evaluation, "liver-metastases") == expected
 
     @pytest.mark.parametrize("clinical", ["recurrence", "relapse", None])
     def test_recurrence_relapse_or_absent_status_are_active(self, clinical):
@@ -793,8 +795,13 @@ class TestRecentMajorSurgery:
             assert evidence(evaluation, "recent-major-surgery") == ["Procedure/op"]
 
     def test_category_as_a_list(self):
-        surgery = procedure("12345", "Some operation", 5, category=[SURGICAL])
+        surgery = procedure("12345", "Sigmoid colectomy", 5, category=[SURGICAL])
         assert status(evaluate(with_(surgery)), "recent-major-surgery") == "fail"
+
+    def test_surgical_category_alone_does_not_make_it_major(self):
+        # Revision 2: Epic puts "Surgical procedure" on stents and ports; an unnamed operation is not major.
+        surgery = procedure("12345", "Some operation", 5, category=[SURGICAL])
+        assert status(evaluate(with_(surgery)), "recent-major-surgery") == "pass"
 
     @pytest.mark.parametrize(("code", "display"), [
         ("23968004", "Colectomy"), ("18286008", "Partial hepatectomy"), ("86481000", "Laparotomy")])
