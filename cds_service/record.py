@@ -9,10 +9,25 @@ For every prefetch template of the trial (CDS Hooks 2.0 "Providing FHIR Resource
   searched on ``fhirServer`` with ``Authorization: Bearer <fhirAuthorization.access_token>``,
   following ``next`` links to the last page.
 
-Missing keys are fetched concurrently on a module-level thread pool over one pooled HTTP session,
-all under one deadline per hook call. Anything that leaves the record incomplete — no
-``fhirServer``, a failed or slow query, a 401, a ``next`` link pointing off the server — raises
-``DataUnavailable`` (HTTP 412): the service never decides on partial data.
+Missing keys are fetched concurrently, all under ONE deadline per hook call (``TRIALCDS_FETCH_DEADLINE``).
+Anything that leaves the record incomplete — no ``fhirServer``, a failed or slow query, a 401, a
+``next`` link pointing off the server, an answer over the byte cap — raises ``DataUnavailable``
+(HTTP 412): the service never decides on partial data.
+
+Bounds (issue 11), so that one slow or hostile FHIR server costs at most its own calls' deadline:
+
+* the deadline holds for each response *as a whole*: bodies are streamed and the deadline checked
+  between chunks, and when it passes, the sockets of the call's unfinished requests are shut down
+  (``_Tracker.abort``) — a server that trickles a byte a second, headers or body, cannot stretch
+  a read past it;
+* each response is capped at ``TRIALCDS_FETCH_MAX_BYTES`` *after* decompression (gzip / deflate
+  are inflated here, in bounded steps, so a 65 KB gzip bomb costs at most the cap);
+* a connection that overran (deadline, cap, broken body) is closed, never returned to a pool;
+* every FHIR server (scheme, host, port) has its own thread pool and connection pool: a server
+  that hangs holds only its own threads, never those of calls to another server; calls that use
+  only prefetch touch neither;
+* pages per key and resources per key are bounded (``TRIALCDS_FHIR_MAX_PAGES`` /
+  ``_MAX_RESOURCES``): endless ``next`` links end in a 412.
 
 The access token lives only in the request headers of this module's HTTP calls: it is never
 logged, stored or put in an error message.
@@ -24,19 +39,24 @@ import http.cookiejar
 import logging
 import os
 import re
+import socket
 import threading
 import time
+import zlib
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
+import orjson
 import requests
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import (AuthorizationError, BaseFHIRError, ForbiddenError, InvalidResponse,
                                     OperationOutcome, ResourceNotFound)
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cds_service.errors import DataUnavailable
 from cds_service.security.fhir_policy import is_within_base
@@ -46,7 +66,10 @@ log = logging.getLogger(__name__)
 # urllib3 logs every request line at DEBUG, and these query URLs carry the patient id.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
-POOL_THREADS = 32
+THREADS_PER_SERVER = 16  # fetch threads (and pooled connections) per FHIR server, per worker process
+MAX_SERVERS = 32  # FHIR servers with live pools per process; the least recently used one is dropped
+MAX_BYTES = 5 * 1024 * 1024  # per response, decompressed; TRIALCDS_FETCH_MAX_BYTES
+CHUNK_BYTES = 64 * 1024
 MAX_PAGES = 50  # per key: a patient whose chart needs more pages than this is not screened on a guess
 MAX_RESOURCES = 5000  # per key, likewise; both are defaults, set by TRIALCDS_FHIR_MAX_PAGES / _MAX_RESOURCES
 CONNECT_TIMEOUT_MAX = 2.0  # seconds; below the deadline so a dead host fails fast
@@ -78,7 +101,8 @@ class _Job:
 
 def gather_record(templates: Mapping[str, str], context: Mapping[str, Any], prefetch: Mapping[str, Any] | None,
                   fhir_server: str | None, access_token: str | None, deadline_s: float, *,
-                  max_pages: int = MAX_PAGES, max_resources: int = MAX_RESOURCES) -> GatheredRecord:
+                  max_pages: int = MAX_PAGES, max_resources: int = MAX_RESOURCES,
+                  max_bytes: int = MAX_BYTES) -> GatheredRecord:
     """Every template key answered, from prefetch or from ``fhir_server``, within ``deadline_s`` seconds."""
     deadline = time.monotonic() + deadline_s
     record, jobs = _use_prefetch(templates, context, prefetch or {}, fhir_server)
@@ -86,7 +110,8 @@ def gather_record(templates: Mapping[str, str], context: Mapping[str, Any], pref
         keys = ", ".join(sorted({job.key for job in jobs}))
         raise DataUnavailable(f"prefetch incomplete ({keys}) and no fhirServer to complete it from")
     if jobs:
-        client = FhirClient(fhir_server, access_token, deadline, max_pages=max_pages, max_resources=max_resources)
+        client = FhirClient(fhir_server, access_token, deadline, max_pages=max_pages, max_resources=max_resources,
+                            max_bytes=max_bytes)
         for pairs, note in _run_jobs(jobs, client, deadline):
             record.resources.extend(pairs)
             record.notes.append(note)
@@ -205,30 +230,42 @@ def _port(parts: Any) -> int | None:
 # --- fetching ------------------------------------------------------------------------------------------
 
 def _run_jobs(jobs: list[_Job], client: FhirClient, deadline: float) -> Iterator[tuple[list[Pair], str]]:
-    futures: dict[Future, _Job] = {_executor().submit(_fetch, client, job): job for job in jobs}
+    executor = _executor_for(client.url)
+    trackers = [_Tracker() for _ in jobs]
+    futures: dict[Future, _Tracker] = {executor.submit(_fetch, client, job, tracker): tracker
+                                       for job, tracker in zip(jobs, trackers)}
+    keys = {future: job.key for future, job in zip(futures, jobs)}
     done, pending = wait(futures, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_EXCEPTION)
     failed = next((f for f in done if f.exception() is not None), None)
     for future in pending:
-        future.cancel()  # queued ones never start; running ones stop at their next deadline check
+        future.cancel()  # queued ones never start …
+        futures[future].abort()  # … running ones lose their sockets now, not at their next read
     if failed is not None:
         raise failed.exception()  # type: ignore[misc]
     if pending:
-        keys = ", ".join(sorted(futures[f].key for f in pending))
-        raise DataUnavailable(f"the FHIR server did not answer within {client.deadline_s:g} s ({keys})")
+        late = ", ".join(sorted(keys[f] for f in pending))
+        raise DataUnavailable(f"the FHIR server did not answer within {client.deadline_s:g} s ({late})")
     for future in futures:
         yield future.result()
 
 
-def _fetch(client: FhirClient, job: _Job) -> tuple[list[Pair], str]:
+def _fetch(client: FhirClient, job: _Job, tracker: _Tracker) -> tuple[list[Pair], str]:
     started = time.monotonic()
+    _local.tracker = tracker  # the connections this job's requests take are registered with it
     try:
         pairs, pages = _fetch_pages(client, job)
+    except ResponseTooLarge:
+        raise DataUnavailable(f"{job.key}: response too large (over {client.max_bytes} bytes)") from None
+    except DeadlinePassed:
+        raise DataUnavailable(f"{job.key}: the FHIR server did not answer within {client.deadline_s:g} s") from None
     except BaseFHIRError as exc:
         raise DataUnavailable(f"{job.key}: {_describe(exc)}") from None
     except requests.RequestException as exc:
         raise DataUnavailable(f"{job.key}: the FHIR server could not be reached ({type(exc).__name__})") from None
     except ValueError:  # fhirpy refusing a URL off its base; _page_url should have caught it first
         raise DataUnavailable(f"{job.key}: a next link could not be followed") from None
+    finally:
+        _local.tracker = None
     log.info("fetched %s from %s: %d pages, %d resources in %.0f ms", job.key, client.url, pages, len(pairs),
              (time.monotonic() - started) * 1000)
     what = "followed next links of prefetched" if job.prefetched else "fetched"
@@ -292,19 +329,28 @@ def _describe(exc: BaseFHIRError) -> str:
 
 # --- the HTTP client -------------------------------------------------------------------------------------
 
+class ResponseTooLarge(Exception):
+    """A FHIR server's answer grew past the byte cap (counted after decompression)."""
+
+
+class DeadlinePassed(requests.Timeout):
+    """The hook call's fetch deadline passed during a request."""
+
+
 class FhirClient(SyncFHIRClient):
-    """fhirpy's sync client over a shared, pooled ``requests.Session`` with deadline-bound timeouts.
+    """fhirpy's sync client over a pooled ``requests.Session`` per FHIR server, bounded per response.
 
     fhirpy 2.x opens a new connection per call (``requests.request``; beda-software/fhir-py#107), so
     only the transport of ``_do_request`` is replaced: URL building, headers and fhirpy's exceptions
-    stay fhirpy's. Redirects are not followed (they could carry the token elsewhere).
+    stay fhirpy's. Redirects are not followed (they could carry the token elsewhere). Bodies are
+    streamed and read by ``read_body`` (deadline, byte cap, bounded decompression).
     """
 
     def __init__(self, url: str, access_token: str | None, deadline: float, *,
-                 max_pages: int = MAX_PAGES, max_resources: int = MAX_RESOURCES) -> None:
+                 max_pages: int = MAX_PAGES, max_resources: int = MAX_RESOURCES, max_bytes: int = MAX_BYTES) -> None:
         super().__init__(url.rstrip("/"), authorization=f"Bearer {access_token}" if access_token else None)
         self.deadline = deadline
-        self.max_pages, self.max_resources = max_pages, max_resources
+        self.max_pages, self.max_resources, self.max_bytes = max_pages, max_resources, max_bytes
         self.deadline_s = max(0.0, deadline - time.monotonic())
 
     def __repr__(self) -> str:  # never the authorization header
@@ -312,23 +358,68 @@ class FhirClient(SyncFHIRClient):
 
     def _do_request(self, method: str, path: str, data: dict | None = None, params: dict | None = None,
                     extra_headers: dict | None = None, *, returning_status: bool = False) -> Any:
-        headers = {**self._build_request_headers(), **(extra_headers or {})}
+        tracker = getattr(_local, "tracker", None)
+        if tracker is not None and tracker.aborted:
+            raise DeadlinePassed("deadline passed")
+        headers = {**self._build_request_headers(), "Accept-Encoding": "gzip, deflate", **(extra_headers or {})}
         url = self._build_request_url(path, params)
-        response = _session().request(method, url, json=data, headers=headers, timeout=self._timeout(),
-                                      allow_redirects=False)
-        if not 200 <= response.status_code < 300:
-            raise _error_for(response.status_code)
+        response = _session_for(self.url).request(method, url, json=data, headers=headers, timeout=self._timeout(),
+                                                  allow_redirects=False, stream=True)
         try:
-            body = response.json() if response.content else None
-        except ValueError:
+            if not 200 <= response.status_code < 300:
+                raise _error_for(response.status_code)
+            content = read_body(response, self.deadline, self.max_bytes)
+        except BaseException:
+            response.close()  # the connection is closed, not returned to the pool mid-answer
+            raise
+        response.raw.release_conn()  # read to the end: the connection may serve the next request
+        try:
+            body = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
             raise InvalidResponse("the answer is not JSON") from None
         return (body, response.status_code) if returning_status else body
 
     def _timeout(self) -> tuple[float, float]:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise requests.Timeout("deadline passed")
+            raise DeadlinePassed("deadline passed")
         return min(remaining, CONNECT_TIMEOUT_MAX), remaining
+
+
+def read_body(response: requests.Response, deadline: float, max_bytes: int) -> bytes:
+    """The whole (decompressed) body, or ``DeadlinePassed`` / ``ResponseTooLarge`` as soon as either is certain.
+
+    Raw bytes are read in chunks and inflated here, ``max_length``-bounded, rather than by urllib3:
+    one 64 KB chunk of a gzip bomb would otherwise inflate to 64 MB in a single call.
+    """
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        inflate = None
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise ResponseTooLarge()
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)  # gzip or zlib framing, told by the header
+    else:
+        raise InvalidResponse(f"unsupported Content-Encoding {encoding[:20]!r}")
+    body = bytearray()
+    for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
+        if time.monotonic() > deadline:
+            raise DeadlinePassed("deadline passed")
+        while chunk:
+            room = max_bytes + 1 - len(body)
+            if inflate is None:
+                body += chunk[:room]
+                chunk = b""
+            else:
+                try:
+                    body += inflate.decompress(chunk, room)
+                except zlib.error:
+                    raise InvalidResponse("the answer's compression is broken") from None
+                chunk = inflate.unconsumed_tail
+            if len(body) > max_bytes:
+                raise ResponseTooLarge()
+    return bytes(body)
 
 
 def _error_for(status: int) -> BaseFHIRError:
@@ -357,12 +448,115 @@ def _per_process(name: str, make: Any) -> Any:
         return value
 
 
-def _executor() -> ThreadPoolExecutor:
-    return _per_process("executor", lambda: ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="fhir-fetch"))
+class _Tracker:
+    """The connections one fetch job is using, so that the hook call can cut them at its deadline.
+
+    Shutting a socket down makes a blocked read return at once, whatever it was waiting for (a
+    status line, a header, a body trickling in); urllib3 then closes the connection instead of
+    pooling it, and the job's thread is free again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: list[Any] = []
+        self.aborted = False
+
+    def add(self, connection: Any) -> None:
+        with self._lock:
+            if self.aborted:
+                _shut(connection)
+            self._connections.append(connection)
+
+    def discard(self, connection: Any) -> None:
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            for connection in self._connections:
+                _shut(connection)
 
 
-def _session() -> requests.Session:
-    return _per_process("session", _new_session)
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+_local = threading.local()
+
+
+class _TrackConnections:
+    """Pool mixin: a connection is registered with the running job's tracker while the job holds it."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)  # type: ignore[misc]
+        tracker = getattr(_local, "tracker", None)
+        if tracker is not None:
+            tracker.add(connection)
+        return connection
+
+    def _put_conn(self, connection: Any) -> None:
+        tracker = getattr(_local, "tracker", None)
+        if tracker is not None and connection is not None:
+            tracker.discard(connection)  # back in the pool: another call's now, never to be cut by this one
+        super()._put_conn(connection)  # type: ignore[misc]
+
+
+class _TrackedHTTPPool(_TrackConnections, HTTPConnectionPool):
+    pass
+
+
+class _TrackedHTTPSPool(_TrackConnections, HTTPSConnectionPool):
+    pass
+
+
+class _TrackedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
+@dataclass
+class _ServerPools:
+    """One FHIR server's fetch threads and pooled connections."""
+
+    executor: ThreadPoolExecutor
+    session: requests.Session
+
+
+def _server_key(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), _port(parts)
+
+
+def _pools_for(url: str) -> _ServerPools:
+    servers: OrderedDict[tuple, _ServerPools] = _per_process("servers", OrderedDict)
+    key = _server_key(url)
+    with _shared_lock:
+        pools = servers.get(key)
+        if pools is None:
+            pools = _ServerPools(ThreadPoolExecutor(THREADS_PER_SERVER, thread_name_prefix="fhir-fetch"),
+                                 _new_session())
+            servers[key] = pools
+            while len(servers) > MAX_SERVERS:
+                _, dropped = servers.popitem(last=False)
+                dropped.executor.shutdown(wait=False, cancel_futures=False)  # its running jobs finish
+        servers.move_to_end(key)
+        return pools
+
+
+def _executor_for(url: str) -> ThreadPoolExecutor:
+    return _pools_for(url).executor
+
+
+def _session_for(url: str) -> requests.Session:
+    return _pools_for(url).session
 
 
 def _new_session() -> requests.Session:
@@ -371,7 +565,7 @@ def _new_session() -> requests.Session:
     # environment credentials (.netrc would be sent to a FHIR server when no token is given).
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=POOL_THREADS, max_retries=0)
+    adapter = _TrackedAdapter(pool_connections=4, pool_maxsize=THREADS_PER_SERVER, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -1,7 +1,14 @@
-"""``trialcds serve``: the CDS Hooks service under gunicorn, a production WSGI server.
+"""``trialcds serve``: the CDS Hooks service under gunicorn, with asyncio workers.
 
 The database is prepared once in the master process; each worker then builds its own app (and its
 own database connections and HTTP pools — none of which may cross a fork).
+
+The serving stack (issue 11, docs/operator.md): gunicorn's master (worker processes, restarts,
+graceful shutdown) with its asyncio ``asgi`` worker. Each worker's event loop reads whole requests
+— a slow client costs a buffer, not a thread — and hands complete ones to a few threads running
+the Flask app (``cds_service.wsgi_bridge``). ``TrialcdsProtocol`` answers what the HTTP parser
+refuses (an overlong URL, oversized headers, broken chunked framing) with an OperationOutcome and
+drops connections that have not sent their request headers within ``HEADER_TIMEOUT_S``.
 """
 
 from __future__ import annotations
@@ -14,12 +21,18 @@ from collections import ChainMap
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
 
 from cds_service import store
 from cds_service.app import create_app, load_config
 from cds_service.cli import UsageError
 from cds_service.security.config import ConfigError, load_security_config, production_problems
 from cds_service.security.request_log import configure_logging
+from cds_service.wsgi_bridge import CORS_ERROR_HEADERS, WsgiOverAsgi, outcome_body
+
+WSGI_THREADS = 4  # per worker: hook calls mostly wait on FHIR servers and the database
+HEADER_TIMEOUT_S = 10.0  # from connection (or the last response) to a complete request head
 
 DEV_WARNING = """
 ************************************************************************
@@ -92,23 +105,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_production_config(config)
     configure_logging()  # JSON lines on stderr, tokens redacted (security/request_log.py)
-    prepare_database(config["TRIALCDS_DATABASE_URL"])
+    prepare_database(config["TRIALCDS_DATABASE_URL"], dev=bool(config["TRIALCDS_DEV"]))
     bind = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     TrialcdsServer(config, {"bind": bind, "workers": args.workers}).run()
     return 0
 
 
-def prepare_database(url: str) -> None:
-    """Tables and the stored salt, created once here so that workers starting together do not race."""
-    engine = store.make_engine(url)
+def prepare_database(url: str, *, dev: bool) -> None:
+    """Once, in the master, before any worker starts. Production: the database must exist at the
+    current schema (`trialcds db upgrade`) — never a new empty one, whose new salt would forget every
+    override; --dev creates or upgrades it. A problem is one line, and the command exits non-zero."""
     try:
-        store.init_database(engine)
-        store.stored_salt(engine)
+        store.prepare_database(url, dev=dev)
+    except store.StoreConfigError as exc:
+        raise UsageError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 — any driver error is an operator's configuration problem
-        raise UsageError(f"database {engine.url.render_as_string(hide_password=True)}: "
-                         f"{type(exc).__name__}") from None
-    finally:
-        engine.dispose()
+        raise UsageError(f"database: {type(exc).__name__}") from None
 
 
 class TrialcdsServer(BaseApplication):
@@ -117,9 +129,12 @@ class TrialcdsServer(BaseApplication):
     def __init__(self, config: dict[str, Any], options: dict[str, Any]) -> None:
         self.app_config = config
         self.options = {
-            "worker_class": "gthread",  # threads per worker: hook calls mostly wait on FHIR servers
-            "threads": 4,
+            "worker_class": TrialcdsWorker,
             "timeout": 30,
+            # gunicorn's defaults, stated: longer request lines → 414, larger headers → 431.
+            "limit_request_line": 4094,
+            "limit_request_fields": 100,
+            "limit_request_field_size": 8190,
             "graceful_timeout": 10,
             "accesslog": "-",
             "proc_name": "trialcds",
@@ -143,4 +158,61 @@ class TrialcdsServer(BaseApplication):
         # (about a fifth of a hook call's CPU time with a long record's prefetch).
         gc.collect()
         gc.freeze()
-        return app
+        return WsgiOverAsgi(app, threads=WSGI_THREADS, max_body_bytes=app.config.get("MAX_CONTENT_LENGTH"))
+
+
+class TrialcdsProtocol(ASGIProtocol):
+    """gunicorn's asyncio HTTP/1 protocol, with OperationOutcome errors and a request-head deadline."""
+
+    _head_timer: Any = None
+
+    def _send_error_response(self, status: int, message: str, extra_headers: Any = ()) -> None:
+        # ``message`` may quote the request (a URL, a header): only a fixed text goes back.
+        body = outcome_body(status)
+        headers = "".join(f"{name}: {value}\r\n" for name, value in extra_headers)
+        cors = "".join(f"{name.decode()}: {value.decode()}\r\n" for name, value in CORS_ERROR_HEADERS)
+        head = (f"HTTP/1.1 {status} {self._get_reason_phrase(status)}\r\n"
+                f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n"
+                f"{headers}{cors}Connection: close\r\n\r\n")
+        self._safe_write(head.encode("latin-1") + body)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def _arm_keepalive_timer(self) -> None:  # a response went out: the next request's head is due
+        super()._arm_keepalive_timer()
+        self._arm_head_timer()
+
+    def _on_headers_complete(self) -> Any:
+        self._cancel_head_timer()
+        return super()._on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.worker.loop.call_later(HEADER_TIMEOUT_S, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        # A slowloris client trickling its headers: dropped, so connections cannot pile up forever.
+        self._head_timer = None
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()  # the connection loop wakes up, sees it closed, and ends
+
+
+class TrialcdsWorker(gasgi.ASGIWorker):
+    """gunicorn's asyncio worker serving ``TrialcdsProtocol``."""
+
+    def init_process(self) -> None:
+        # ASGIWorker builds each connection's protocol from this module-level name.
+        gasgi.ASGIProtocol = TrialcdsProtocol  # type: ignore[misc]
+        super().init_process()
