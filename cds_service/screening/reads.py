@@ -12,8 +12,12 @@ from urllib.parse import parse_qs
 
 from cds_service.criteria.models import TrialDefinition
 
-# ``_include=MedicationStatement:medication`` brings the Medication a statement points at.
-INCLUDED_TYPES = {"medication": "Medication"}
+# What an ``_include`` brings, by the element it follows: ``MedicationStatement:medication`` the
+# Medication a statement points at; ``Observation:focus`` may point at any type, and the mappings
+# follow it to BodyStructures (fhir_mappings/observations.py: the lesion measured) and Conditions
+# (read whole anyway). A Medication names no patient (grouping joins it through the pointers); a
+# BodyStructure names its patient, so all of a patient's BodyStructures are read.
+INCLUDED_TYPES = {"medication": ("Medication",), "focus": ("BodyStructure",)}
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,8 @@ class TrialReads:
             codes_by_type[rtype] = _union(codes_by_type.get(rtype, frozenset()), wanted or None)
             for include in params.get("_include", []):
                 element = include.split(":")[1] if ":" in include else ""
-                if element in INCLUDED_TYPES:
-                    codes_by_type[INCLUDED_TYPES[element]] = None
+                for included in INCLUDED_TYPES.get(element, ()):
+                    codes_by_type[included] = None
         return cls(codes_by_type)
 
     @property
