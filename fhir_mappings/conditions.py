@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
 
 from fhir_mappings import codes
 from fhir_mappings.codes import Coding
-from fhir_mappings.facts import Diagnosis
+from fhir_mappings.facts import ENCOUNTER_DIAGNOSIS, OTHER_KIND, PROBLEM_LIST, Diagnosis
 from fhir_mappings.fhirjson import (
     MalformedResource,
     as_dict,
@@ -22,9 +24,7 @@ from fhir_mappings.fhirjson import (
 )
 from fhir_mappings.record import PatientRecord
 
-ACTIVE_CLINICAL_STATUS = {None, "active", "recurrence", "relapse"}
-
-# Buckets a Condition can fall into; a cancer falls into one of the first six (a metastasis sited both in
+# Buckets a Condition can fall into; a cancer falls into one of the first seven (a metastasis sited both in
 # the liver and elsewhere into the liver and the extrahepatic ones).
 PDAC = "pdac"
 NON_DUCTAL = "pancreatic_non_ductal"
@@ -32,6 +32,7 @@ LIVER_MET = "liver_metastases"
 EXTRAHEPATIC_MET = "extrahepatic_metastases"
 UNSITED_MET = "unsited_metastases"
 OTHER_MALIGNANCY = "other_malignancies"
+MALIGNANCY_HISTORY = "malignancy_history"
 OTHER_BUCKETS = (
     ("infections", codes.INFECTION),
     ("cardiac", codes.CARDIAC_DISEASE),
@@ -55,10 +56,12 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
         label=_label(code, found),
         onset=effective_date(resource, "onset"),
         recorded=parse_date(resource.get("recordedDate")),
-        active=clinical in ACTIVE_CLINICAL_STATUS,
+        clinical_status=clinical.lower() if clinical else None,
+        kind=condition_kind(resource),
         verification=status_code(resource, "verificationStatus"),
         grade=condition_grade(resource),
         body_sites=tuple(s for s in sites if s),
+        abated=_abatement(resource),
     )
     cancers = _cancer_buckets(resource, found, text)
     if UNSITED_MET in cancers:
@@ -66,11 +69,44 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
                                    "extrahepatic")
     if cancers:
         for cancer in cancers:
-            yield cancer, diagnosis
+            yield cancer, (replace(diagnosis, history=True) if cancer == MALIGNANCY_HISTORY else diagnosis)
         return
     for bucket, code_set in OTHER_BUCKETS:
         if code_set.matches(found, text):
             yield bucket, diagnosis
+
+
+def condition_kind(resource: dict) -> str:
+    """Problem-list item, encounter (visit) diagnosis, or another kind — what decides a status-less Condition.
+
+    Any visit-diagnosis category wins (the reading that never turns an old visit into an active
+    disease); then a problem-list category; no category at all is a problem-list item (FHIR's and the
+    spec's default); any other category (health-concern, an unrecognised local one) is ``other``.
+    """
+    if codes.ENCOUNTER_DIAGNOSIS_PROFILE in _profiles(resource):
+        return ENCOUNTER_DIAGNOSIS
+    categories = concepts(resource, "category")
+    if not categories:
+        return PROBLEM_LIST
+    problem_list = False
+    for category in categories:
+        found = codings(category, "category")
+        words = " ".join([concept_text(category)] + [c.code.lower() for c in found]).replace("-", " ").replace("_", " ")
+        if any(c.code == codes.ENCOUNTER_DIAGNOSIS_CATEGORY for c in found) or any(
+                w in words for w in codes.VISIT_DIAGNOSIS_CATEGORY_WORDS):
+            return ENCOUNTER_DIAGNOSIS
+        if any(c.code == codes.PROBLEM_LIST_CATEGORY for c in found) or any(
+                w in words for w in codes.PROBLEM_LIST_CATEGORY_WORDS):
+            problem_list = True
+    return PROBLEM_LIST if problem_list else OTHER_KIND
+
+
+def _abatement(resource: dict) -> date | None:
+    """When the Condition was recorded as over (abatementDateTime / Period); None when not dated."""
+    try:
+        return effective_date(resource, "abatement")
+    except MalformedResource:
+        return None  # a broken abatement date only loses the date shown in a reason
 
 
 def _label(code: dict, found: list[Coding]) -> str:
@@ -90,29 +126,97 @@ def _profiles(resource: dict) -> str:
 def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str, ...]:
     """The cancer buckets of a Condition: one, or two for a metastasis sited in the liver and elsewhere."""
     profiles = _profiles(resource)
-    if codes.LIVER_METASTASIS.matches(found, text):
+    has_icd10 = any(c.system == codes.ICD10 for c in found)
+    primary = metastasis_primary(found, text)
+    if primary is not None and "pancrea" not in primary:
+        return (OTHER_MALIGNANCY,)  # a metastasis of another cancer: that cancer is another malignancy
+    if codes.LIVER_METASTASIS.code_matches_any(found):
         return (LIVER_MET,)
-    if codes.EXTRAHEPATIC_METASTASIS.matches(found, text):
+    if codes.EXTRAHEPATIC_METASTASIS.code_matches_any(found):
         return (EXTRAHEPATIC_MET,)
+    sites = () if has_icd10 else metastasis_sites(_texts(resource, found))  # ICD-10 decides when present
+    named = [site for site in sites if site not in ("liver", "regional", "unspecified")]
+    if "liver" in sites or named:
+        return (((LIVER_MET,) if "liver" in sites else ()) + ((EXTRAHEPATIC_MET,) if named else ()))
+    if sites and all(site == "regional" for site in sites):
+        return ()
     generic = (codes.GENERIC_METASTASIS.matches(found)
                or codes.SECONDARY_CANCER_PROFILE in profiles
-               or (not any(c.system == codes.ICD10 for c in found)
-                   and ("metasta" in text or "secondary malignant" in text) and "history of" not in text))
+               or bool(sites)
+               or primary is not None
+               or (not has_icd10 and ("metasta" in text or "secondary malignant" in text) and "history of" not in text))
     if generic:
-        sites = concepts(resource, "bodySite")
-        if not sites:
+        body_sites = concepts(resource, "bodySite")
+        if not body_sites:
             return (UNSITED_MET,)
-        in_liver = [codes.LIVER_SITE.matches(codings(site, "bodySite"), concept_text(site)) for site in sites]
+        in_liver = [codes.LIVER_SITE.matches(codings(site, "bodySite"), concept_text(site)) for site in body_sites]
         return ((LIVER_MET,) if any(in_liver) else ()) + (() if all(in_liver) else (EXTRAHEPATIC_MET,))
     if codes.PANCREATIC_NON_DUCTAL.matches(found, text):
         return (NON_DUCTAL,)
     if codes.PDAC_SPECIFIC.matches(found, text) or codes.PANCREATIC_MALIGNANCY.matches(found, text):
         return (NON_DUCTAL,) if _histology_non_ductal(resource) else (PDAC,)
+    if codes.MALIGNANCY_HISTORY.matches(found, text):
+        return (MALIGNANCY_HISTORY,)
     if codes.OTHER_MALIGNANCY.matches(found, text):
         return (OTHER_MALIGNANCY,)
     if codes.PRIMARY_CANCER_PROFILE in profiles and "pancrea" not in text:
         return (OTHER_MALIGNANCY,)
     return ()
+
+
+_SITE_PATTERNS = tuple(re.compile(p) for p in codes.METASTASIS_SITE_PATTERNS)
+_SITE_BEFORE_PATTERN = re.compile(codes.SITE_BEFORE_METASTASIS_PATTERN)
+_PRIMARY_PATTERN = re.compile(codes.METASTASIS_PRIMARY_PATTERN)
+_SITE_SEPARATORS = re.compile(r",|/|&|\band\b|\bor\b")
+
+
+def _texts(resource: dict, found: list[Coding]) -> list[str]:
+    """The code's text and each display, apart: one display's site must not run into the next one's."""
+    code = as_dict(resource.get("code"), "code")
+    return [str(t).lower() for t in [code.get("text")] + [c.display for c in found] if t]
+
+
+def metastasis_sites(texts: list[str]) -> tuple[str, ...]:
+    """Where a metastasis is, from its wording: each site is "liver", "regional" (nodes that are not
+    distant), "unspecified" or another site's name; empty when the text names no metastasis site."""
+    found: list[str] = []
+    for text in texts:
+        for pattern in _SITE_PATTERNS:
+            for match in pattern.finditer(text):
+                phrase = match.group("site").split(" from ")[0]
+                found += [_site_class(part.strip(" -")) for part in _SITE_SEPARATORS.split(phrase)]
+        for match in _SITE_BEFORE_PATTERN.finditer(text):
+            found += [_site_class(part) for part in _SITE_SEPARATORS.split(match.group("site"))]
+    return tuple(dict.fromkeys(site for site in found if site))
+
+
+def _site_class(site: str) -> str:
+    site = site.strip()
+    if not site or site.startswith(codes.NOT_A_SITE_WORDS):
+        return ""
+    if any(w in site for w in codes.LIVER_SITE_WORDS):
+        return "liver"
+    if any(w in site for w in codes.REGIONAL_NODE_WORDS):
+        return "regional"
+    if any(w in site for w in codes.UNSPECIFIED_SITE_WORDS) or site in ("site", "sites", "nodal", "node", "nodes", "lymph node", "lymph nodes"):
+        # Lymph nodes without a region are not known to be distant: the site stays open (bodySite decides).
+        return "unspecified"
+    return site
+
+
+def metastasis_primary(found: list[Coding], text: str) -> str | None:
+    """The primary a metastasis code names ("metastasis from malignant tumor of prostate"), else None."""
+    for coding in found:
+        named = codes.METASTASIS_FROM_OTHER_PRIMARY.get((coding.system, coding.code))
+        if named:
+            return named
+    match = _PRIMARY_PATTERN.search(text)
+    if match is None:
+        return None
+    primary = match.group("primary").strip()
+    if not primary or any(w in primary for w in codes.UNSPECIFIED_SITE_WORDS):
+        return None
+    return primary
 
 
 def _histology_non_ductal(resource: dict) -> bool:
@@ -183,6 +287,7 @@ def _read_adverse_event(resource: dict) -> Iterator[Diagnosis]:
         label=concept_text(event) or "adverse event: neuropathy",
         onset=parse_date(resource.get("date")),
         recorded=parse_date(resource.get("recordedDate")),
-        active=outcome not in ("resolved", "recovered"),
+        # An adverse event is a dated report, not a visit diagnosis: active until its outcome says otherwise.
+        clinical_status="resolved" if outcome in ("resolved", "recovered") else "active",
         grade=condition_grade(resource),
     )

@@ -32,8 +32,10 @@ def verdict(results: Iterable[CriterionResult]) -> str:
 
 def evaluate_facts(trial: TrialDefinition, facts: PatientFacts) -> Evaluation:
     results = []
+    notes = dict.fromkeys(facts.notes)  # the mappings' notes, then what each rule set aside (once each)
     for criterion in trial.criteria:
         outcome = RULES[criterion.rule](facts, criterion.params)
+        notes.update(dict.fromkeys(outcome.notes))
         results.append(CriterionResult(
             id=criterion.id, type=criterion.type, automated=criterion.automated, label=criterion.label,
             status=outcome.status, reason=outcome.reason, evidence=list(outcome.evidence)))
@@ -42,7 +44,7 @@ def evaluate_facts(trial: TrialDefinition, facts: PatientFacts) -> Evaluation:
         key, summarise = SUMMARIES[name]
         shown[key] = summarise(facts)
     return Evaluation(trial=trial.id, patient=facts.patient_ref, asOf=facts.as_of.isoformat(),
-                      verdict=verdict(results), criteria=results, facts=shown, notes=list(facts.notes))
+                      verdict=verdict(results), criteria=results, facts=shown, notes=list(notes))
 
 
 def evaluate_resources(trial: TrialDefinition, resources: Iterable[object], as_of: date,

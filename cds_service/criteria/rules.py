@@ -20,6 +20,7 @@ class Outcome:
     status: str  # pass | fail | unknown
     reason: str
     evidence: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # records this criterion set aside, and why (the evaluation's ``notes``)
 
 
 Rule = Callable[[PatientFacts, dict[str, Any]], Outcome]
@@ -69,7 +70,86 @@ def age_in_years(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+# --- Is a Condition active? (the spec's general rule) --------------------------------------------
+
+ACTIVE, INACTIVE, STALE = "active", "inactive", "stale"
+
+
+def activity(d: Diagnosis, as_of: date, visit_days: int | None) -> str:
+    """``active`` / ``inactive`` / ``stale`` for one criterion.
+
+    clinicalStatus decides when present; a status-less problem-list item is active; a status-less
+    visit diagnosis is active when dated (onset, else recordedDate) within ``visit_days`` (None: whatever
+    its age), else stale — an undated one cannot show it is recent, so it is stale too.
+    """
+    said = d.status_says
+    if said is not None:
+        return ACTIVE if said else INACTIVE
+    if not d.visit_only or visit_days is None:
+        return ACTIVE
+    return ACTIVE if within(d.date, as_of, visit_days) else STALE
+
+
+def split_by_activity(items: Iterable[Diagnosis], as_of: date,
+                      visit_days: int | None) -> tuple[list[Diagnosis], list[Diagnosis]]:
+    """(active, stale) — inactive ones are left out."""
+    active: list[Diagnosis] = []
+    stale: list[Diagnosis] = []
+    for d in items:
+        state = activity(d, as_of, visit_days)
+        if state == ACTIVE:
+            active.append(d)
+        elif state == STALE:
+            stale.append(d)
+    return active, stale
+
+
+def stale_note(d: Diagnosis, visit_days: int, what: str) -> str:
+    return (f"{d.ref} visit diagnosis from {day(d.date)} without status: not counted as active "
+            f"({what}: only within {visit_days} days)")
+
+
+def why_active(d: Diagnosis, visit_days: int | None) -> str:
+    if d.status_says is None and d.visit_only:
+        window = f", within {visit_days} days" if visit_days is not None else ""
+        return f"visit diagnosis of {day(d.date)} without status{window}"
+    return d.clinical_status or "problem-list item without status"
+
+
+def last_recorded(items: Iterable[Diagnosis]) -> list[tuple[str, date | None, str]]:
+    """(label, newest date, refs) per distinct label: a visit diagnosis is often repeated on many visits."""
+    newest_by_label: dict[str, date | None] = {}
+    for d in items:
+        when = max((x for x in (d.recorded, d.onset) if x is not None), default=None)
+        known = newest_by_label.get(d.label)
+        if d.label not in newest_by_label or (when is not None and (known is None or when > known)):
+            newest_by_label[d.label] = when
+    return [(label, when, day(when)) for label, when in newest_by_label.items()]
+
+
+def in_years(days: int) -> str:
+    return f"{days // 365} years" if days % 365 == 0 else f"{days} days"
+
+
 # --- inclusion ---------------------------------------------------------------------------------
+
+@rule("alive")
+def alive(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
+    """A deceased patient is never a candidate; a death dated after the as-of date has not happened yet."""
+    evidence = (facts.patient_ref,) if facts.patient_ref else ()
+    if facts.deceased_unreadable:
+        return Outcome("unknown", "Patient.deceasedDateTime is not a readable date: confirm the patient is alive",
+                       evidence)
+    if facts.deceased_on is not None:
+        if facts.deceased_on <= facts.as_of:
+            return Outcome("fail", f"deceased on {day(facts.deceased_on)}", evidence)
+        note = (f"{facts.patient_ref or 'Patient'} deceasedDateTime {day(facts.deceased_on)} is after the as-of "
+                "date: ignored")
+        return Outcome("pass", "no death recorded on or before the as-of date", evidence, notes=(note,))
+    if facts.deceased:
+        return Outcome("fail", "deceased (Patient.deceasedBoolean true; no date recorded)", evidence)
+    return Outcome("pass", "no death recorded", evidence)
+
 
 @rule("adult")
 def adult(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
@@ -97,10 +177,16 @@ def pdac_diagnosis(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     return Outcome("fail", "no pancreatic ductal adenocarcinoma recorded")
 
 
+def _liver_metastases_counted(facts: PatientFacts) -> list[Diagnosis]:
+    """Liver metastases that pass the gate: active, status-less (any age, any kind) or in remission."""
+    return [d for d in facts.liver_metastases if d.status_says is not False or d.clinical_status == "remission"]
+
+
 def metastasis_timing(facts: PatientFacts, synchronous_days: int = 183) -> dict[str, Any]:
     """Synchronous when the liver metastasis appeared ≤ N days after the PDAC, else metachronous."""
     pdac_onset = min((d.date for d in facts.pdac if d.date), default=None)
-    liver_onset = min((d.date for d in facts.liver_metastases if d.active and d.date), default=None)
+    counted = _liver_metastases_counted(facts) or facts.liver_metastases
+    liver_onset = min((d.date for d in counted if d.date), default=None)
     if pdac_onset is None or liver_onset is None:
         timing = "unknown"
     else:
@@ -111,11 +197,21 @@ def metastasis_timing(facts: PatientFacts, synchronous_days: int = 183) -> dict[
 
 @rule("liver_metastases")
 def liver_metastases(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
-    active = [d for d in facts.liver_metastases if d.active]
-    if not active:
+    """The gate. Like the PDAC, history counts: an old status-less liver metastasis still passes."""
+    if not facts.liver_metastases:
         return Outcome("fail", "no liver metastasis recorded")
     timing = metastasis_timing(facts, params.get("synchronous_days", 183))["timing"]
-    return Outcome("pass", f"{active[0].label} (since {day(active[0].date)}; {timing})", refs(active))
+    current = [d for d in facts.liver_metastases if d.status_says is not False]
+    if current:
+        return Outcome("pass", f"{current[0].label} (since {day(current[0].date)}; {timing})", refs(current))
+    remission = [d for d in facts.liver_metastases if d.clinical_status == "remission"]
+    if remission:
+        return Outcome("pass", f"{remission[0].label}: in remission after treatment (since {day(remission[0].date)}; "
+                               f"{timing})", refs(remission))
+    latest = max(facts.liver_metastases, key=lambda d: d.abated or d.recorded or d.date or date.min)
+    resolved_on = day(latest.abated or latest.recorded or latest.date)
+    return Outcome("unknown", f"{latest.label} recorded as {latest.clinical_status} on {resolved_on}: confirm "
+                              "whether liver disease remains", refs(facts.liver_metastases))
 
 
 @rule("liver_lesions_limited")
@@ -213,9 +309,16 @@ def no_progression_on_chemotherapy(facts: PatientFacts, params: dict[str, Any]) 
 
 @rule("no_extrahepatic_metastases")
 def no_extrahepatic_metastases(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
-    active = [d for d in facts.extrahepatic_metastases if d.active]
+    visit_days = params.get("visit_diagnosis_days", 365)
+    active, stale = split_by_activity(facts.extrahepatic_metastases, facts.as_of, visit_days)
     if active:
-        return Outcome("fail", f"metastasis outside the liver: {active[0].label}", refs(active))
+        first = active[0]
+        return Outcome("fail", f"metastasis outside the liver: {first.label} ({why_active(first, visit_days)})",
+                       refs(active))
+    if stale:
+        named = "; ".join(f"{label} last recorded {when}" for label, _, when in last_recorded(stale))
+        return Outcome("unknown", f"{named} (visit diagnosis without status, older than {visit_days} days): "
+                                  "confirm there is no metastasis outside the liver", refs(stale))
     window = params["imaging_window_days"]
     recent = [i for i in facts.imaging if within(i.date, facts.as_of, window) and _cross_sectional(i.modalities)]
     if recent:
@@ -232,15 +335,38 @@ def _cross_sectional(modalities: tuple[str, ...]) -> list[str]:
 
 @rule("no_other_malignancy")
 def no_other_malignancy(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
+    """Active, or diagnosed within the window → fail; what the record cannot date or place in time → unknown.
+
+    A stale status-less visit diagnosis and a personal-history code (Z85.x) never fail on their own: an
+    old visit says neither that the cancer is active nor that it is over.
+    """
     window = params["window_days"]
-    blocking = [d for d in facts.other_malignancies if d.active or within(d.date, facts.as_of, window)]
+    visit_days = params.get("visit_diagnosis_days", window)
+    blocking: list[Diagnosis] = []
+    stale: list[Diagnosis] = []
+    for d in facts.other_malignancies:
+        state = activity(d, facts.as_of, visit_days)
+        if state == ACTIVE or within(d.date, facts.as_of, window):
+            blocking.append(d)
+        elif state == STALE:
+            stale.append(d)
     if blocking:
         first = blocking[0]
-        why = "active" if first.active else f"diagnosed {day(first.date)}, within {window} days"
+        if activity(first, facts.as_of, visit_days) == ACTIVE:
+            why = why_active(first, visit_days)
+        else:
+            why = f"diagnosed {day(first.date)}, within {window} days"
         return Outcome("fail", f"other malignancy: {first.label} ({why})", refs(blocking))
-    if facts.other_malignancies:
-        return Outcome("pass", f"only earlier, inactive malignancies (over {window} days)",
-                       refs(facts.other_malignancies))
+    # A history code is enough only when its onset shows the cancer is older than the window.
+    history_open = [d for d in facts.malignancy_history
+                    if d.onset is None or within(d.onset, facts.as_of, window)]
+    if stale or history_open:
+        asks = "; ".join(f"confirm the {label} last recorded {when} is not active and was diagnosed more than "
+                         f"{in_years(window)} ago" for label, _, when in last_recorded(stale + history_open))
+        return Outcome("unknown", asks, refs(stale + history_open))
+    earlier = facts.other_malignancies + facts.malignancy_history
+    if earlier:
+        return Outcome("pass", f"only earlier, inactive malignancies (over {window} days)", refs(earlier))
     return Outcome("pass", "no other malignancy recorded")
 
 
@@ -256,11 +382,18 @@ def no_recent_major_surgery(facts: PatientFacts, params: dict[str, Any]) -> Outc
 
 @rule("no_active_condition")
 def no_active_condition(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
-    found: list[Diagnosis] = [d for d in getattr(facts, params["facts"]) if d.active]
-    if found:
-        labels = "; ".join(dict.fromkeys(d.label for d in found))
-        return Outcome("unknown", f"{params['what']}: {labels} — {params['confirm']}", refs(found))
-    return Outcome("pass", f"no {params['what']} recorded")
+    """An active condition of the kind → unknown ("confirm …"); none → pass.
+
+    ``visit_diagnosis_days``: how recent a status-less visit diagnosis must be to count (absent / null:
+    whatever its age, for chronic conditions). Older ones are ignored and noted (acute conditions).
+    """
+    visit_days = params.get("visit_diagnosis_days")
+    active, stale = split_by_activity(getattr(facts, params["facts"]), facts.as_of, visit_days)
+    notes = tuple(stale_note(d, visit_days, params["what"]) for d in stale) if visit_days is not None else ()
+    if active:
+        labels = "; ".join(dict.fromkeys(d.label for d in active))
+        return Outcome("unknown", f"{params['what']}: {labels} — {params['confirm']}", refs(active), notes)
+    return Outcome("pass", f"no {params['what']} recorded", (), notes)
 
 
 @rule("no_current_immunosuppressant")
@@ -288,9 +421,8 @@ def _current(use: MedicationUse, as_of: date, window: int) -> bool:
 @rule("neuropathy_below_grade")
 def neuropathy_below_grade(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     failing = params["failing_grade"]
-    active = [d for d in facts.neuropathies if d.active]
-    if not active:
-        return Outcome("pass", "no active peripheral neuropathy recorded")
+    visit_days = params.get("visit_diagnosis_days", 365)
+    active, stale = split_by_activity(facts.neuropathies, facts.as_of, visit_days)
     graded = [d for d in active if d.grade is not None]
     worst = max(graded, key=lambda d: d.grade, default=None)
     if worst is not None and worst.grade >= failing:
@@ -298,7 +430,18 @@ def neuropathy_below_grade(facts: PatientFacts, params: dict[str, Any]) -> Outco
     if len(graded) < len(active):
         return Outcome("unknown", "peripheral neuropathy without a recorded grade: grade it at screening",
                        refs(active))
-    return Outcome("pass", f"peripheral neuropathy grade {worst.grade}", refs(active))
+    # A stale visit diagnosis can ask, never exclude: only when it is ungraded or of a failing grade.
+    asking = [d for d in stale if d.grade is None or d.grade >= failing]
+    if asking:
+        named = "; ".join(f"{label} last recorded {when}" for label, _, when in last_recorded(asking))
+        return Outcome("unknown", f"{named} (visit diagnosis without status, older than {visit_days} days): "
+                                  f"confirm whether a neuropathy of grade {failing} or worse remains",
+                       refs(active + asking))
+    if active:
+        return Outcome("pass", f"peripheral neuropathy grade {worst.grade}", refs(active))
+    if stale:
+        return Outcome("pass", "only an earlier mild peripheral neuropathy", refs(stale))
+    return Outcome("pass", "no active peripheral neuropathy recorded")
 
 
 @rule("not_pregnant_or_breastfeeding")
@@ -306,16 +449,43 @@ def not_pregnant_or_breastfeeding(facts: PatientFacts, params: dict[str, Any]) -
     if facts.gender == "male":
         return Outcome("pass", "male patient")
     window = params["window_days"]
+    condition_days = params.get("condition_days", window)
     status = newest([r for r in facts.pregnancy_status if within(r.date, facts.as_of, window)],
                     worst=lambda r: r.value == "pregnant")
     if status and status[0].value == "pregnant":
         return Outcome("fail", f"pregnant ({day(status[0].date)})", (status[0].ref,))
-    conditions = [d for d in facts.pregnancy_conditions if d.active]
+    conditions, notes = _current_pregnancy_conditions(facts, condition_days)
     if conditions:
-        return Outcome("fail", f"pregnancy: {conditions[0].label}", refs(conditions))
+        return Outcome("fail", f"pregnancy: {conditions[0].label} ({day(conditions[0].date)})", refs(conditions),
+                       notes)
     feeding = newest([r for r in facts.breastfeeding if within(r.date, facts.as_of, window)],
                      worst=lambda r: r.value is True)
     if feeding and feeding[0].value is True:
-        return Outcome("fail", f"breastfeeding ({day(feeding[0].date)})", (feeding[0].ref,))
+        return Outcome("fail", f"breastfeeding ({day(feeding[0].date)})", (feeding[0].ref,), notes)
     evidence = tuple(r.ref for r in (status[:1] + feeding[:1]))
-    return Outcome("pass", "not pregnant or breastfeeding as far as recorded", evidence)
+    return Outcome("pass", "not pregnant or breastfeeding as far as recorded", evidence, notes)
+
+
+def _current_pregnancy_conditions(facts: PatientFacts, days: int) -> tuple[list[Diagnosis], tuple[str, ...]]:
+    """Pregnancy Conditions that still say "pregnant": dated within ``days``, active or status-less, and not
+    contradicted by a newer pregnancy-status Observation saying not pregnant. The others are noted."""
+    current: list[Diagnosis] = []
+    notes: list[str] = []
+    not_pregnant = [r for r in facts.pregnancy_status if r.value == "not-pregnant" and r.date is not None]
+    for d in facts.pregnancy_conditions:
+        if d.status_says is False:
+            continue
+        if d.date is None:
+            notes.append(f"{d.ref} pregnancy without a date: ignored (counts only within {days} days)")
+            continue
+        if not within(d.date, facts.as_of, days):
+            notes.append(f"{d.ref} pregnancy recorded {day(d.date)}, older than {days} days: ignored")
+            continue
+        newer = [r for r in not_pregnant if r.date > d.date]
+        if newer:
+            latest = max(newer, key=lambda r: r.date)
+            notes.append(f"{d.ref} pregnancy recorded {day(d.date)}: ignored, a newer pregnancy status "
+                         f"({latest.ref}, {day(latest.date)}) says not pregnant")
+            continue
+        current.append(d)
+    return current, tuple(notes)

@@ -30,7 +30,7 @@ MCODE = "http://hl7.org/fhir/us/mcode/StructureDefinition/"
 HISTOLOGY_EXT = MCODE + "mcode-histology-morphology-behavior"
 
 CRITERIA_IDS = (
-    "age", "pdac-diagnosis", "liver-metastases", "liver-limited", "ecog", "resectable-primary",
+    "alive", "age", "pdac-diagnosis", "liver-metastases", "liver-limited", "ecog", "resectable-primary",
     "consent-capacity", "progression", "extrahepatic-metastases", "other-malignancy", "recent-major-surgery",
     "active-infection", "cardiac-disease", "immunosuppressants", "neuropathy", "pregnancy",
     "concomitant-disease", "contraception",
