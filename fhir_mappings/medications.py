@@ -48,7 +48,7 @@ def read_medications(record: PatientRecord) -> list[tuple[str, MedicationUse]]:
 def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[str, MedicationUse]]:
     medicine_codings, text, form = _medicine(resource, record)
     start, end, last, open_ended = _dates(resource)
-    reasons = _reasons(resource)
+    reasons = tuple(record.canonical(ref, resource) for ref in _reasons(resource))
     local = local_use(resource, text, form)
     for name, drugs, atc_prefix in CLASSES:
         matched = identify(drugs, atc_prefix, medicine_codings, text)

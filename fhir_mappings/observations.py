@@ -252,7 +252,14 @@ _NEGATED_PROGRESSION = re.compile(r"\b(?:no|not|non|without)[\s-]+(?:(?:evidence
 
 
 def read_disease_status(record: PatientRecord) -> list[Reading]:
-    return _read_coded(record, codes.DISEASE_STATUS_CODES, _read_disease_status)
+    return _with_canonical_focus(record, _read_coded(record, codes.DISEASE_STATUS_CODES, _read_disease_status))
+
+
+def _with_canonical_focus(record: PatientRecord, readings: list[Reading]) -> list[Reading]:
+    """The readings with their ``focus`` references as the facts name resources (``Type/id``), so that a
+    Synthea-style ``urn:uuid:`` focus compares equal to the Condition it names."""
+    return [Reading(r.ref, r.date, r.value, r.label, focus=tuple(record.canonical(f) for f in r.focus))
+            if r.focus else r for r in readings]
 
 
 def _read_disease_status(resource: dict) -> Iterator[Reading]:
@@ -346,7 +353,7 @@ _T4 = re.compile(r"(?<![a-z0-9])[cpy]{0,2}t4[a-d]?(?![0-9])", re.IGNORECASE)
 
 def read_unresectable(record: PatientRecord) -> list[Reading]:
     """Evidence against a resectable primary: a T4 category, arterial involvement, locally advanced."""
-    return record.read_each("Observation", _read_unresectable)
+    return _with_canonical_focus(record, record.read_each("Observation", _read_unresectable))
 
 
 def _read_unresectable(resource: dict) -> Iterator[Reading]:

@@ -122,6 +122,18 @@ class PatientRecord:
             return self.by_ref.get("/".join(parts[-2:]))
         return None
 
+    def canonical(self, ref: str, container: dict | None = None) -> str:
+        """A reference as the facts name resources (``Type/id``): a ``urn:uuid:`` fullUrl or an absolute URL
+        that resolves in this record becomes its resource's ``Type/id``; anything else stays as written
+        (``Type/id`` of its last two path segments when it looks like one)."""
+        target = self.resolve(ref, container)
+        if target is not None and isinstance(target.get("resourceType"), str):
+            return ref_of(target)
+        parts = ref.rstrip("/").split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        return "/".join(parts[-2:]) if len(parts) >= 2 else ref
+
     def read_each(self, rtype: str, reader: Callable[[dict], Iterable[T]],
                   among: Iterable[dict] | None = None) -> list[T]:
         """Apply a reader to every resource of a type; a broken one is skipped and noted.

@@ -57,13 +57,64 @@ def day(when: date | None) -> str:
     return when.isoformat() if when else "undated"
 
 
+CHEMOTHERAPY_LEAD_DAYS = 30  # a drug started up to 30 days before the PDAC's diagnosis date is for this cancer
+
+
+def pdac_diagnosis_date(facts: PatientFacts) -> date | None:
+    """The earliest onset of the PDAC Conditions, else (none has an onset) their earliest recordedDate."""
+    onsets = [d.onset for d in facts.pdac if d.onset is not None]
+    if onsets:
+        return min(onsets)
+    return min((d.recorded for d in facts.pdac if d.recorded is not None), default=None)
+
+
+def this_cancer_refs(facts: PatientFacts) -> set[str]:
+    """The PDAC Conditions and its metastases (liver, extrahepatic, unsited), less anything the Condition
+    reader put among the other malignancies (a metastasis naming another primary)."""
+    other = set(refs(facts.other_malignancies))
+    ours = {d.ref for bucket in (facts.pdac, facts.liver_metastases, facts.extrahepatic_metastases,
+                                 facts.unsited_metastases) for d in bucket}
+    return ours - other
+
+
+def other_cancer_refs(facts: PatientFacts) -> set[str]:
+    """Conditions of another cancer (its primary, or a metastasis of it)."""
+    return set(refs(facts.other_malignancies)) - {d.ref for d in facts.pdac}
+
+
+def for_this_cancer(use: MedicationUse, facts: PatientFacts) -> bool:
+    """Is this anticancer drug given for the PDAC? Its ``reasonReference`` decides when it names the PDAC or
+    one of its metastases (yes, whatever the date) or another cancer (never); otherwise its start must be on
+    or after 30 days before the PDAC diagnosis date (any start when that date is unknown)."""
+    if set(use.reasons) & this_cancer_refs(facts):
+        return True
+    if set(use.reasons) & other_cancer_refs(facts):
+        return False
+    diagnosed = pdac_diagnosis_date(facts)
+    if diagnosed is None:
+        return True
+    return use.date is not None and use.date >= diagnosed - timedelta(days=CHEMOTHERAPY_LEAD_DAYS)
+
+
 def chemotherapy_start(facts: PatientFacts) -> tuple[date | None, tuple[str, ...]]:
-    """The earliest start of an anticancer drug, with the resources that give it."""
-    dated = [m for m in facts.anticancer if m.date is not None]
+    """The earliest start of an anticancer drug given for this cancer, with the resources that give it."""
+    counted = [m for m in facts.anticancer if for_this_cancer(m, facts)]
+    dated = [m for m in counted if m.date is not None]
     if not dated:
-        return None, refs(facts.anticancer)
+        return None, refs(counted)
     start = min(m.date for m in dated)
     return start, refs(m for m in dated if m.date == start)
+
+
+def about_this_cancer(reading: Reading, facts: PatientFacts) -> bool:
+    """A reading without ``focus`` is about the patient's cancer; one whose focus names the PDAC or one of its
+    metastases is too; one whose focus names only another cancer (its primary or a metastasis) is not."""
+    if not reading.focus:
+        return True
+    focus = set(reading.focus)
+    if focus & this_cancer_refs(facts):
+        return True
+    return not focus & other_cancer_refs(facts)
 
 
 def age_in_years(born: date, on: date) -> int:
@@ -272,10 +323,36 @@ def resectable_primary(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     if resected:
         return Outcome("pass", f"primary already resected: {resected[0].label} ({day(resected[0].date)})",
                        refs(resected))
-    if facts.unresectable:
-        return Outcome("fail", f"evidence against resectability: {facts.unresectable[0].label}",
-                       refs(facts.unresectable))
-    return Outcome("unknown", "resectability of the primary is a tumour-board decision")
+    counted = [r for r in facts.unresectable if _about_the_pancreatic_primary(r, facts)]
+    if counted:
+        first = counted[0]
+        return Outcome("fail", f"evidence against resectability of the pancreatic primary: {first.label}"
+                               f" ({day(first.date)})", refs(counted))
+    notes = tuple(f"{r.ref} not counted against resectability: {_why_not_the_primary(r, facts)}"
+                  for r in facts.unresectable)
+    return Outcome("unknown", "resectability of the primary is a tumour-board decision", (), notes)
+
+
+def _about_the_pancreatic_primary(reading: Reading, facts: PatientFacts) -> bool:
+    """A T4 / arterial involvement counts only when it is the PDAC's: its ``focus`` is a PDAC Condition, or —
+    without focus — the record holds no other malignancy (active or not) and it is dated on or after the
+    PDAC diagnosis (an older one, or one that may be another cancer's, says nothing about this primary)."""
+    pdac = {d.ref for d in facts.pdac}
+    if reading.focus:
+        return bool(set(reading.focus) & pdac)
+    diagnosed = pdac_diagnosis_date(facts)
+    return (not facts.other_malignancies and diagnosed is not None and reading.date is not None
+            and reading.date >= diagnosed)
+
+
+def _why_not_the_primary(reading: Reading, facts: PatientFacts) -> str:
+    if reading.focus:
+        return "its focus is not the pancreatic cancer"
+    if facts.other_malignancies:
+        return "it names no focus and the record holds another malignancy"
+    if reading.date is None:
+        return "undated, without a focus"
+    return f"dated {day(reading.date)}, before the pancreatic cancer was diagnosed"
 
 
 @rule("clinician_judgement")
@@ -293,7 +370,8 @@ def no_progression_on_chemotherapy(facts: PatientFacts, params: dict[str, Any]) 
     start, start_refs = chemotherapy_start(facts)
     if start is None:
         return Outcome("unknown", "no chemotherapy recorded: response not yet assessable", start_refs)
-    since = [r for r in facts.disease_status if r.date is not None and r.date >= start]
+    since = [r for r in facts.disease_status
+             if r.date is not None and r.date >= start and about_this_cancer(r, facts)]
     latest = newest(since, worst=lambda r: PROGRESSION_ORDER.get(r.value, 2))
     if not latest:
         return Outcome("unknown", f"no disease status since chemotherapy started on {day(start)}", start_refs)
@@ -399,14 +477,18 @@ def no_active_condition(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
 @rule("no_current_immunosuppressant")
 def no_current_immunosuppressant(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     window = params["window_days"]
-    current = [m for m in facts.immunosuppressants if _current(m, facts.as_of, window)]
+    # Local use (eye drops, ointment …) does not suppress the immune system; the mapping noted each one.
+    systemic = [m for m in facts.immunosuppressants if m.local_route is None]
+    current = [m for m in systemic if _current(m, facts.as_of, window)]
     if current:
         names = ", ".join(dict.fromkeys(d for m in current for d in m.drugs))
         return Outcome("fail", f"current immunosuppressant: {names}", refs(current))
     steroids = ", ".join(dict.fromkeys(d for m in facts.corticosteroids for d in m.drugs))
     allowed = f" (corticosteroids allowed: {steroids})" if steroids else ""
     # Relied on: the earlier (no longer current) immunosuppressants and the corticosteroids it names.
-    return Outcome("pass", "no current immunosuppressant" + allowed,
+    local = [m for m in facts.immunosuppressants if m.local_route is not None and _current(m, facts.as_of, window)]
+    topical = f" (local use only: {', '.join(dict.fromkeys(d for m in local for d in m.drugs))})" if local else ""
+    return Outcome("pass", "no current systemic immunosuppressant" + topical + allowed,
                    refs(facts.immunosuppressants) + refs(facts.corticosteroids))
 
 

@@ -1195,7 +1195,8 @@ class TestEvidence:
             condition("C50.911", onset=100, id="other"), condition("A41.9", id="sepsis"), condition("I48.91", id="af"),
             med_statement(TACROLIMUS, 20, id="tac"), condition("G62.0", grade=2, id="neuro"),
             procedure("23968004", "Colectomy", 5, id="op"), condition("C78.01", id="lung"),
-            pregnancy_status(PREGNANT, 10, id="preg"), observation("21905-5", valueCodeableConcept=T4, id="t4"),
+            pregnancy_status(PREGNANT, 10, id="preg"),
+            observation("21905-5", valueCodeableConcept=T4, id="t4", focus=[{"reference": "Condition/pdac"}]),
         ]
         evaluation = evaluate(resources)
         expected = {

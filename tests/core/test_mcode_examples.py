@@ -275,7 +275,9 @@ def test_jenny_m_bundle_through_trialcds_evaluate_json(mcode_examples, capsys):
     assert statuses["pdac-diagnosis"] == "fail"  # breast cancer, ductal histology notwithstanding
     assert statuses["liver-metastases"] == "fail"
     assert statuses["other-malignancy"] == "fail"
-    assert statuses["progression"] == "pass"  # paclitaxel, then "improved" on 2018-11-01
+    # Revision 2: her paclitaxel and her "improved" status of 2018-11-01 are her breast cancer's (reason /
+    # focus), not a PDAC's: they say nothing about this trial's progression criterion.
+    assert statuses["progression"] == "unknown"
     assert statuses["cardiac-disease"] == "pass"
     assert data["verdict"] == "not-eligible"
     assert data["facts"]["chemotherapy"]["drugs"] == ["paclitaxel"]
