@@ -111,11 +111,9 @@ def parse_bool(raw: str) -> bool:
 # --- database --------------------------------------------------------------------------------------------
 
 def _init_store(app: Flask) -> None:
-    engine = store.make_engine(app.config["TRIALCDS_DATABASE_URL"])
-    store.init_database(engine)
-    salt = app.config["TRIALCDS_SALT"] or store.stored_salt(engine)
-    app.extensions[store.ENGINE_KEY] = engine
-    app.extensions[store.STORE_KEY] = store.FeedbackStore(engine, salt)
+    # Production: the database must exist at the current schema (`trialcds db upgrade`) — never a new
+    # empty one, whose new salt would forget every override. --dev creates or upgrades it.
+    store.init_app(app)
 
 
 # --- security seams (defaults; the security module replaces them) ------------------------------------

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("cds_service.commands.serve", "run the CDS Hooks service (gunicorn)"),
     "seed": ("cds_service.commands.seed", "load the bundled synthetic patients into a FHIR server"),
     "screen": ("cds_service.commands.screen", "screen a whole population (Bulk Data, NDJSON or Bundles)"),
+    "db": ("cds_service.commands.db", "create or upgrade the service's database (schema migrations)"),
 }
 # Kept for callers that list the modules (each is imported only when its command is chosen).
 COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())

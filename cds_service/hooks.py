@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import orjson
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from cds_service.app import AUTHENTICATE, FHIR_POLICY
@@ -30,13 +31,14 @@ from cds_service.protocol import (CardsResponse, DiscoveryResponse, FeedbackRequ
 from cds_service.record import gather_record
 from cds_service.security import request_log
 from cds_service.security.install import fetch_limits
-from cds_service.store import get_store
+from cds_service.store import feedback_log, get_engine, get_settings, get_store
 from cds_service.trials import all_trials
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
 
 CDS_HOOKS_VERSION = "2.0.1"
+RETRY_AFTER_S = 5  # a database outage: when a client may try again
 M = TypeVar("M", bound=Message)
 
 
@@ -89,17 +91,35 @@ def feedback(service_id: str) -> Response:
     authenticate(service_id)
     trial = find_trial(service_id)
     items = parse(FeedbackRequest).feedback
+    cap = get_settings(current_app).feedback_max_entries
+    if len(items) > cap:
+        # Refused, not truncated: a 200 for a cut list would tell the EHR that feedback was kept
+        # when it was dropped. The client splits its list and retries.
+        g.trialcds_feedback_log = feedback_log.FeedbackCallLog(entries=len(items), reason="too-many-entries")
+        raise InvalidRequest(f"at most {cap} feedback entries per request")
     store, now = get_store(current_app), datetime.now(timezone.utc)
-    stored = sum(store.record_feedback(trial.service.id, item, now) for item in items)
-    log.info("feedback %s: %d entries, %d new", trial.service.id, len(items), stored)
+    entry = g.trialcds_feedback_log = feedback_log.FeedbackCallLog(entries=len(items))
+    for item in items:
+        entry.count(item, store.record_feedback(trial.service.id, item, now))
     return jsonify({})
+
+
+@bp.after_app_request
+def emit_feedback_log(response: Response) -> Response:
+    if request.endpoint == "hooks.feedback" and request.method == "POST":
+        feedback_log.emit(g.pop("trialcds_feedback_log", None), request.view_args or {}, response.status_code)
+    return response
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    if get_store(current_app).healthy():
+    """200 only when the database can be read AND written now (within the store's time limits)."""
+    state = get_store(current_app).health(datetime.now(timezone.utc))
+    if state == "ok":
         return jsonify({"status": "ok", "database": "ok"}), 200
-    return jsonify({"status": "unavailable", "database": "unreachable"}), 503
+    response = jsonify({"status": "unavailable", "database": state})
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response, 503
 
 
 # --- request helpers -------------------------------------------------------------------------------------
@@ -155,6 +175,17 @@ def outcome_response(status: int, diagnostics: str, code: str) -> tuple[Response
 def on_service_error(exc: ServiceError) -> tuple[Response, int]:
     log.info("%s: %s", exc.status, exc.diagnostics)
     return outcome_response(exc.status, exc.diagnostics, exc.issue_code)
+
+
+@bp.app_errorhandler(SQLAlchemyError)
+def on_database_error(exc: SQLAlchemyError) -> tuple[Response, int]:
+    """The service's own database failed or did not answer in time: 503, try again shortly. The pool
+    is emptied so the next call connects afresh — a worker recovers when the database does."""
+    log.warning("503: database unavailable (%s)", type(exc).__name__)
+    get_engine(current_app).dispose()
+    response, status = outcome_response(503, "the service's database is unavailable; retry later", "transient")
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response, status
 
 
 @bp.app_errorhandler(AuthenticationFailed)

@@ -34,7 +34,8 @@ OUTCOME_BY_STATUS = {
 }
 # Extra attributes a log record may carry into the JSON line. Anything else is dropped.
 SAFE_FIELDS = ("hookInstance", "service", "status", "outcome", "verdict", "cards", "timings_ms",
-               "category", "notes", "pages", "truncated")
+               "category", "notes", "pages", "truncated",
+               "feedback")  # the feedback call's counts (cds_service/store/feedback_log.py)
 
 
 def redact(text: str) -> str:

@@ -49,6 +49,7 @@ def make_app(tmp_path, clients_file):
     def make(**config: Any):
         settings: dict[str, Any] = {
             "TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'trialcds.sqlite'}",
+            "TRIALCDS_DB_UPGRADE": True,  # the test's new database is created (production would refuse it)
             "TRIALCDS_DEV": False,
             "TRIALCDS_PUBLIC_URL": PUBLIC_URL,
             "TRIALCDS_CLIENTS_FILE": str(clients_file),

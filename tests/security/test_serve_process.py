@@ -62,6 +62,8 @@ def server(tmp_path):
     env = serve_env(tmp_path, TRIALCDS_CLIENTS_FILE=str(clients), TRIALCDS_PUBLIC_URL=f"http://127.0.0.1:{port}",
                     TRIALCDS_MAX_BODY_BYTES="100000")
     log_path = tmp_path / "serve.log"
+    # Production serve needs its database created first (it never creates one itself).
+    assert run_cli(["db", "upgrade"], env).returncode == 0
     with running_serve(["--workers", "2"], env, log_path, port=port) as (base, _):
         yield base, port, signer, log_path
 

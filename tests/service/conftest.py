@@ -33,7 +33,9 @@ def bundles() -> dict[str, dict]:
 @pytest.fixture
 def make_app(tmp_path):
     def make(**config: Any):
-        settings = {"TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'trialcds.sqlite'}", "TRIALCDS_DEV": True}
+        # TRIALCDS_DB_UPGRADE: the test's new database is created (production mode would refuse it).
+        settings = {"TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'trialcds.sqlite'}", "TRIALCDS_DEV": True,
+                    "TRIALCDS_DB_UPGRADE": True}
         settings.update(config)
         app = create_app(settings)
         app.config["TESTING"] = True
