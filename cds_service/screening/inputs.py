@@ -63,7 +63,8 @@ class NdjsonSource:
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.files)
 
-    def chunks(self, chunk_bytes: int = CHUNK_BYTES) -> list[Chunk]:
+    def chunks(self, chunk_bytes: int | None = None) -> list[Chunk]:
+        chunk_bytes = chunk_bytes or CHUNK_BYTES
         chunks = []
         for path in self.files:
             name = path.relative_to(self.folder).as_posix()
