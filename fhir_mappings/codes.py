@@ -282,6 +282,9 @@ REGIONAL_NODE_WORDS = ("intra-abdominal lymph", "intraabdominal lymph", "intra a
                        "abdominal lymph", "peripancreatic lymph", "regional lymph")
 UNSPECIFIED_SITE_WORDS = ("unspecified", "unknown", "other site", "other specified site", "multiple site",
                           "other and unspecified", "ill-defined")
+# A display that denies a metastasis is not one ("no evidence of metastasis to bone").
+NEGATION_WORDS = ("no evidence", "negative for", "ruled out", "free of", "no metasta", "without metasta",
+                  "not metasta")
 # Words after "metastatic … in/to" that are not a place ("metastatic disease in remission").
 NOT_A_SITE_WORDS = ("remission", "situ", "treatment", "patient", "setting", "response", "progress")
 
@@ -421,6 +424,9 @@ DISEASE_STATUS_VALUES = {
     "550991000124107": "remission",
     "551001000124108": "remission",
     "709137006": "undetermined",
+    # Synthea's cancer modules write these clinical findings as the status value (spec revision 2; C).
+    "230993007": "progression",  # worsening
+    "385633008": "improved",  # improving
 }
 PREGNANCY_STATUS_CODES = {(LOINC, "82810-3")}
 PREGNANCY_STATUS_VALUES = {"77386006": "pregnant", "60001007": "not-pregnant", "261665006": "unknown"}
