@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime, timezone
+import os
+from datetime import date
 from pathlib import Path
 
+from cds_service.asof import TIMEZONE_SETTING, site_today
 from cds_service.cli import UsageError
 from cds_service.criteria import Evaluation, evaluate_resources
 from cds_service.trials import get_trial
@@ -18,7 +20,7 @@ STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "unknown": "  ? "}
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate one patient held in a FHIR Bundle")
     p.add_argument("--bundle", required=True, type=Path, help="a FHIR R4 Bundle (collection, transaction, searchset)")
-    p.add_argument("--as-of", type=parse_as_of, default=None, help="YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--as-of", type=parse_as_of, default=None, help="YYYY-MM-DD (default: today in TRIALCDS_TIMEZONE, else UTC)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--trial", default="NCT05271110", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -52,7 +54,10 @@ def load_bundle(path: Path) -> tuple[list, str]:
 
 def run(args: argparse.Namespace) -> int:
     entries, patient_id = load_bundle(args.bundle)
-    as_of = args.as_of or datetime.now(timezone.utc).date()
+    try:
+        as_of = args.as_of or site_today(os.environ.get(TIMEZONE_SETTING))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     evaluation = evaluate_resources(get_trial(args.trial), entries, as_of, patient_id=patient_id or None)
     if args.format == "json":
         print(json.dumps(evaluation.to_json(), indent=2, ensure_ascii=False))
