@@ -127,14 +127,16 @@ def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str
     """The cancer buckets of a Condition: one, or two for a metastasis sited in the liver and elsewhere."""
     profiles = _profiles(resource)
     has_icd10 = any(c.system == codes.ICD10 for c in found)
-    primary = metastasis_primary(found, text)
+    # The wording is read only when it speaks of a metastasis (and does not deny one).
+    worded = ("metasta" in text or "secondar" in text) and not any(w in text for w in codes.NEGATION_WORDS)
+    primary = metastasis_primary(found, text if worded else "")
     if primary is not None and "pancrea" not in primary:
         return (OTHER_MALIGNANCY,)  # a metastasis of another cancer: that cancer is another malignancy
     if codes.LIVER_METASTASIS.code_matches_any(found):
         return (LIVER_MET,)
     if codes.EXTRAHEPATIC_METASTASIS.code_matches_any(found):
         return (EXTRAHEPATIC_MET,)
-    sites = () if has_icd10 else metastasis_sites(_texts(resource, found))  # ICD-10 decides when present
+    sites = metastasis_sites(_texts(resource, found)) if worded and not has_icd10 else ()  # ICD-10 decides
     named = [site for site in sites if site not in ("liver", "regional", "unspecified")]
     if "liver" in sites or named:
         return (((LIVER_MET,) if "liver" in sites else ()) + ((EXTRAHEPATIC_MET,) if named else ()))
@@ -181,12 +183,18 @@ def metastasis_sites(texts: list[str]) -> tuple[str, ...]:
     distant), "unspecified" or another site's name; empty when the text names no metastasis site."""
     found: list[str] = []
     for text in texts:
+        here: list[str] = []
         for pattern in _SITE_PATTERNS:
             for match in pattern.finditer(text):
                 phrase = match.group("site").split(" from ")[0]
-                found += [_site_class(part.strip(" -")) for part in _SITE_SEPARATORS.split(phrase)]
+                here += [_site_class(part.strip(" -")) for part in _SITE_SEPARATORS.split(phrase)]
         for match in _SITE_BEFORE_PATTERN.finditer(text):
-            found += [_site_class(part) for part in _SITE_SEPARATORS.split(match.group("site"))]
+            here += [_site_class(part) for part in _SITE_SEPARATORS.split(match.group("site"))]
+        if "history of" in text:
+            # "History of metastasis to liver" still passes the gate (history counts); a history of bone
+            # metastases says nothing about today's bone, so it does not exclude.
+            here = [site for site in here if site == "liver"]
+        found += here
     return tuple(dict.fromkeys(site for site in found if site))
 
 

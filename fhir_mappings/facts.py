@@ -68,10 +68,6 @@ class Diagnosis:
         status = self.status_says
         return status if status is not None else self.kind == PROBLEM_LIST
 
-    @property
-    def kind_label(self) -> str:
-        return "visit diagnosis" if self.kind == ENCOUNTER_DIAGNOSIS else "diagnosis"
-
 
 @dataclass(frozen=True, slots=True)
 class Reading:

@@ -167,15 +167,15 @@ def why_active(d: Diagnosis, visit_days: int | None) -> str:
     return d.clinical_status or "problem-list item without status"
 
 
-def last_recorded(items: Iterable[Diagnosis]) -> list[tuple[str, date | None, str]]:
-    """(label, newest date, refs) per distinct label: a visit diagnosis is often repeated on many visits."""
+def last_recorded(items: Iterable[Diagnosis]) -> list[tuple[str, str]]:
+    """(label, newest date written) per distinct label: a visit diagnosis is often repeated on many visits."""
     newest_by_label: dict[str, date | None] = {}
     for d in items:
         when = max((x for x in (d.recorded, d.onset) if x is not None), default=None)
         known = newest_by_label.get(d.label)
         if d.label not in newest_by_label or (when is not None and (known is None or when > known)):
             newest_by_label[d.label] = when
-    return [(label, when, day(when)) for label, when in newest_by_label.items()]
+    return [(label, day(when)) for label, when in newest_by_label.items()]
 
 
 def in_years(days: int) -> str:
@@ -394,7 +394,7 @@ def no_extrahepatic_metastases(facts: PatientFacts, params: dict[str, Any]) -> O
         return Outcome("fail", f"metastasis outside the liver: {first.label} ({why_active(first, visit_days)})",
                        refs(active))
     if stale:
-        named = "; ".join(f"{label} last recorded {when}" for label, _, when in last_recorded(stale))
+        named = "; ".join(f"{label} last recorded {when}" for label, when in last_recorded(stale))
         return Outcome("unknown", f"{named} (visit diagnosis without status, older than {visit_days} days): "
                                   "confirm there is no metastasis outside the liver", refs(stale))
     window = params["imaging_window_days"]
@@ -440,7 +440,7 @@ def no_other_malignancy(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
                     if d.onset is None or within(d.onset, facts.as_of, window)]
     if stale or history_open:
         asks = "; ".join(f"confirm the {label} last recorded {when} is not active and was diagnosed more than "
-                         f"{in_years(window)} ago" for label, _, when in last_recorded(stale + history_open))
+                         f"{in_years(window)} ago" for label, when in last_recorded(stale + history_open))
         return Outcome("unknown", asks, refs(stale + history_open))
     earlier = facts.other_malignancies + facts.malignancy_history
     if earlier:
@@ -515,7 +515,7 @@ def neuropathy_below_grade(facts: PatientFacts, params: dict[str, Any]) -> Outco
     # A stale visit diagnosis can ask, never exclude: only when it is ungraded or of a failing grade.
     asking = [d for d in stale if d.grade is None or d.grade >= failing]
     if asking:
-        named = "; ".join(f"{label} last recorded {when}" for label, _, when in last_recorded(asking))
+        named = "; ".join(f"{label} last recorded {when}" for label, when in last_recorded(asking))
         return Outcome("unknown", f"{named} (visit diagnosis without status, older than {visit_days} days): "
                                   f"confirm whether a neuropathy of grade {failing} or worse remains",
                        refs(active + asking))

@@ -25,9 +25,10 @@ CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 VISIT = [cc("encounter-diagnosis", CATEGORY, "Encounter Diagnosis")]
 PROBLEM = [cc("problem-list-item", CATEGORY, "Problem List Item")]
 HEALTH_CONCERN = [cc("health-concern", "http://hl7.org/fhir/us/core/CodeSystem/condition-category", "Health Concern")]
-# Epic sends its own visit-diagnosis category under an Epic OID beside (or instead of) HL7's.
-EPIC_VISIT = [{"coding": [coding("16", "urn:oid:1.2.840.114350.1.13.0.1.7.4.698084.10", "Encounter Diagnosis")],
-               "text": "Encounter Diagnosis"}]
+# An EHR's own visit-diagnosis category: a local code under the EHR's OID (the root is Epic's; the code is
+# made up), recognised by its display.
+LOCAL_VISIT = [{"coding": [coding("16", "urn:oid:1.2.840.114350.1.13.0.1.7.4.698084.10", "Encounter Diagnosis")],
+                "text": "Encounter Diagnosis"}]
 TEXT_ONLY_VISIT = [{"text": "Visit Diagnosis"}]
 US_CORE_ENCOUNTER_DIAGNOSIS = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis"
 WHO_ICD10 = "http://hl7.org/fhir/sid/icd-10"
@@ -108,8 +109,8 @@ class TestAlive:
 class TestConditionKind:
     """The general rule, seen through the infection criterion (a 90-day window, stale ones ignored)."""
 
-    @pytest.mark.parametrize("category", [VISIT, EPIC_VISIT, TEXT_ONLY_VISIT, HEALTH_CONCERN],
-                             ids=["hl7", "epic-local", "text-only", "health-concern"])
+    @pytest.mark.parametrize("category", [VISIT, LOCAL_VISIT, TEXT_ONLY_VISIT, HEALTH_CONCERN],
+                             ids=["hl7", "ehr-local", "text-only", "health-concern"])
     @pytest.mark.parametrize(("days", "expected"), [(90, "unknown"), (91, "pass")])
     def test_status_less_visit_diagnosis_counts_only_within_the_window(self, category, days, expected):
         infection = visit_dx("A41.9", display="Sepsis, unspecified organism", recorded=days, category=category,
@@ -254,6 +255,16 @@ class TestExtrahepaticRev2:
         evaluation = evaluate(eligible(liver_met=met))
         assert status(evaluation, "liver-metastases") == "pass"
         assert status(evaluation, "extrahepatic-metastases") == "fail"
+
+    @pytest.mark.parametrize("display", ["No evidence of metastasis to bone", "History of metastasis to bone",
+                                         "Negative for metastatic disease to the lung"])
+    def test_denied_or_past_wording_does_not_exclude(self, display):
+        met = condition("X-4", "http://example.org/local", display)
+        assert status(evaluate(with_(met)), "extrahepatic-metastases") == "pass"
+
+    def test_history_of_metastasis_to_liver_still_passes_the_gate(self):
+        met = condition("X-5", "http://example.org/local", "History of metastasis to liver", clinical=None)
+        assert status(evaluate(eligible(liver_met=met)), "liver-metastases") == "pass"
 
     def test_metastasis_without_a_site_is_still_noted(self):
         met = condition("X-3", "http://example.org/local", "Metastatic disease in remission", id="where")
