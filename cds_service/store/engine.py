@@ -38,6 +38,9 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool, StaticPool
 
 
+PING_LIMIT_S = 1.0  # the proof of life of a pooled connection, before it is handed out
+
+
 class StoreConfigError(Exception):
     """The database cannot be used as configured: a one-line reason for the operator."""
 
@@ -195,16 +198,20 @@ def _same_file(path: Path) -> Callable[[Any, Any], None]:
 
 def _guard_checkouts(engine: Engine, limits: DatabaseLimits, *, check: Callable[[Any, Any], None],
                      abort: Callable[[Any], None]) -> None:
+    # The server's own statement_timeout fires first while it is alive; the watchdog is for when not.
     watchdog = Watchdog(limits.statement_timeout_s + 1.0, abort)
+    # A live server answers the checkout's ping in milliseconds: give up on a silent one quickly.
+    check_limit_s = min(PING_LIMIT_S, limits.statement_timeout_s)
 
     @event.listens_for(engine, "checkout")
     def on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        watchdog.arm(record, dbapi_connection)
+        watchdog.arm(record, dbapi_connection, check_limit_s)
         try:
             check(dbapi_connection, record)
         except BaseException:
             watchdog.disarm(record)
             raise
+        watchdog.arm(record, dbapi_connection)  # the connection's use, from now on
 
     @event.listens_for(engine, "checkin")
     def on_checkin(dbapi_connection: Any, record: Any) -> None:
@@ -228,7 +235,7 @@ _WATCHDOGS: weakref.WeakKeyDictionary[Engine, Watchdog] = weakref.WeakKeyDiction
 class Watchdog:
     """Aborts the connections held longer than ``limit_s``: one thread per process, not per call."""
 
-    TICK_S = 0.2
+    TICK_S = 0.1
 
     def __init__(self, limit_s: float, abort: Callable[[Any], None]) -> None:
         self.limit_s = limit_s
@@ -238,11 +245,12 @@ class Watchdog:
         self._pid: int | None = None  # the thread does not survive a fork: start one per process
         self.aborted = 0
 
-    def arm(self, record: Any, dbapi_connection: Any) -> None:
+    def arm(self, record: Any, dbapi_connection: Any, limit_s: float | None = None) -> None:
         if self._pid != os.getpid():
             self._start()
+        deadline = time.monotonic() + (self.limit_s if limit_s is None else limit_s)
         with self._lock:
-            self._held[id(record)] = (time.monotonic() + self.limit_s, dbapi_connection)
+            self._held[id(record)] = (deadline, dbapi_connection)
 
     def disarm(self, record: Any) -> None:
         with self._lock:
