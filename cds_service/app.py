@@ -13,19 +13,9 @@ Configuration comes from environment variables; ``create_app(config)`` overrides
 =============================  ==========================================================  ==========
 
 Security seams — two callables in ``app.extensions`` that the security module replaces; every hook
-call and every feedback call goes through them before anything else happens:
-
-``app.extensions["trialcds.authenticate"]``
-    ``(request: flask.Request, expected_audience_url: str) -> None``. Raises
-    ``cds_service.errors.AuthenticationFailed`` to refuse the caller → a bare 401 (no body, no
-    detail). The audience is the CDS service's endpoint, ``<public URL>/cds-services/<id>``, also
-    for its ``/feedback``. Default: with ``TRIALCDS_DEV`` accept everyone; otherwise refuse
-    everyone (fail closed until client authentication is configured).
-
-``app.extensions["trialcds.fhir_policy"]``
-    ``(fhir_server_url: str) -> None``. Called with the request's ``fhirServer`` before any
-    connection is made; raises ``cds_service.errors.ForbiddenFhirServer`` → 403 with an
-    OperationOutcome. Default: ``https`` only; with ``TRIALCDS_DEV`` also ``http`` on loopback.
+call and every feedback call goes through them before anything else happens. Their names, contracts
+and fail-closed defaults live in ``cds_service/seams.py``, which this module, ``hooks`` and
+``security.install`` all import (none of them imports another for the seams).
 
 ``install_security`` (``cds_service/security``) replaces both: JWT client authentication (off in
 dev) and the ``TRIALCDS_FHIR_ALLOWLIST`` (plus loopback in dev). Its settings — clients file,
@@ -34,22 +24,18 @@ allowlist, body cap, paging bounds — are listed in docs/security.md.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Flask, Request
+from flask import Flask
 
 from cds_service import store
-from cds_service.errors import AuthenticationFailed, ForbiddenFhirServer
+from cds_service.seams import install_default_seams
 from cds_service.security.install import install_security
 from cds_service.trials import REPO_ROOT, all_trials
 
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'trialcds.sqlite'}"
-AUTHENTICATE = "trialcds.authenticate"
-FHIR_POLICY = "trialcds.fhir_policy"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -63,7 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # (TRIALCDS_MAX_BODY_BYTES), logs one JSON line per hook call. The defaults below stay as a
     # fail-closed backstop for anything it leaves unset (authentication in --dev).
     install_security(app)
-    _init_security_seams(app)
+    install_default_seams(app)
     _register_blueprints(app)
     return app
 
@@ -114,42 +100,3 @@ def _init_store(app: Flask) -> None:
     # Production: the database must exist at the current schema (`trialcds db upgrade`) — never a new
     # empty one, whose new salt would forget every override. --dev creates or upgrades it.
     store.init_app(app)
-
-
-# --- security seams (defaults; the security module replaces them) ------------------------------------
-
-def _init_security_seams(app: Flask) -> None:
-    dev = bool(app.config["TRIALCDS_DEV"])
-    app.extensions.setdefault(AUTHENTICATE, accept_everyone if dev else refuse_everyone)
-    app.extensions.setdefault(FHIR_POLICY, dev_fhir_policy if dev else https_fhir_policy)
-
-
-def accept_everyone(request: Request, expected_audience_url: str) -> None:
-    """--dev only: no client authentication."""
-
-
-def refuse_everyone(request: Request, expected_audience_url: str) -> None:
-    raise AuthenticationFailed("no client authentication is configured (run with --dev for local use)")
-
-
-def https_fhir_policy(fhir_server_url: str) -> None:
-    if urlsplit(fhir_server_url).scheme != "https":
-        raise ForbiddenFhirServer("fhirServer must use https")
-
-
-def dev_fhir_policy(fhir_server_url: str) -> None:
-    parts = urlsplit(fhir_server_url)
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
-        return
-    raise ForbiddenFhirServer("fhirServer must use https (http only on loopback in --dev)")
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from cds_service.app import AUTHENTICATE, FHIR_POLICY
+from cds_service.seams import AUTHENTICATE, FHIR_POLICY
 from cds_service.cards import card_for
 from cds_service.criteria import TrialDefinition, evaluate_resources
 from cds_service.errors import AuthenticationFailed, InvalidRequest, ServiceError, UnknownService, operation_outcome

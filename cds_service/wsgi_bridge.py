@@ -8,8 +8,9 @@ that run the Flask app. A slow connection costs a few kilobytes of buffer, never
 
 What else this layer decides, because WSGI cannot:
 
-* the body is capped (the app's ``MAX_CONTENT_LENGTH``) while it is read and given a time limit
-  (``BODY_TIMEOUT_S``); over either → 413 / 408 with an OperationOutcome;
+* the body is capped (the app's ``MAX_CONTENT_LENGTH``) while it is read — reading stops at the
+  cap and the app is told the body is longer than it allows, so Flask answers (and logs) its 413 —
+  and given a time limit (``BODY_TIMEOUT_S``; over it → 408 with an OperationOutcome);
 * ``PATH_INFO`` keeps an encoded slash (``%2F``) encoded, so it is never a path separator:
   ``/cds-services/nct05271110%2Ffeedback`` is a service id that does not exist (404), not the
   feedback endpoint;
@@ -57,12 +58,6 @@ def outcome_body(status: int) -> bytes:
     return orjson.dumps(operation_outcome(diagnostics, code))
 
 
-class BodyError(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
 class ClientGone(Exception):
     """The client disconnected before its request was complete: nobody to answer."""
 
@@ -88,17 +83,20 @@ class WsgiOverAsgi:
         except asyncio.TimeoutError:
             await _send_outcome(send, 408)
             return
-        except BodyError as exc:
-            await _send_outcome(send, exc.status)
-            return
         except ClientGone:
             return
+        environ = wsgi_environ(scope, body)
+        if body is None:  # over the cap: the app refuses the length it is told, without any bytes to read
+            environ["CONTENT_LENGTH"], environ["wsgi.input"] = str(self.max_body_bytes + 1), io.BytesIO()
         loop = asyncio.get_running_loop()
-        status, headers, payload = await loop.run_in_executor(self.executor, self._run, wsgi_environ(scope, body))
+        status, headers, payload = await loop.run_in_executor(self.executor, self._run, environ)
+        if body is None:
+            headers.append((b"connection", b"close"))  # the rest of the body is never read
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it is longer than the cap."""
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -107,7 +105,7 @@ class WsgiOverAsgi:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise BodyError(413)
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -150,7 +148,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
+def wsgi_environ(scope: Scope, body: bytes | None) -> dict[str, Any]:
     """PEP 3333 environ of a complete request (its body already read)."""
     server = scope.get("server") or ("localhost", 80)
     client = scope.get("client")
@@ -163,10 +161,10 @@ def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
         "SERVER_NAME": str(server[0]),
         "SERVER_PORT": str(server[1] if server[1] is not None else 80),
         "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_LENGTH": str(len(body or b"")),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.input": io.BytesIO(body),
+        "wsgi.input": io.BytesIO(body or b""),
         "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,

@@ -12,22 +12,20 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from cds_service.seams import AUTHENTICATE, FHIR_POLICY
 from cds_service.security import request_log
 from cds_service.security.auth import Authenticator
 from cds_service.security.config import SecurityConfig, load_security_config
 from cds_service.security.fhir_policy import FhirServerPolicy
 from cds_service.security.limits import CappedRequest
 from cds_service.security.replay import ReplayCache
+from cds_service.store import get_engine
 
 SECURITY_CONFIG = "trialcds.security"
 HOOK_ENDPOINT = "hooks.hook_call"
 
 
 def install_security(app: Flask) -> SecurityConfig:
-    # Imported here: app.py imports this module while it is itself being imported.
-    from cds_service.app import AUTHENTICATE, FHIR_POLICY
-    from cds_service.store import get_engine
-
     dev = bool(app.config.get("TRIALCDS_DEV"))
     # create_app's overrides (tests) win over the environment.
     config = load_security_config(ChainMap(dict(app.config), dict(os.environ)), dev=dev)
