@@ -14,16 +14,21 @@ Library use (stable API; helper scripts and tests import it)::
     for path in ndjson_files(folder): ...                # Patient.ndjson, Condition.ndjson, ...
 
 ``generate(population, seed, *, min_age=None, max_age=None, reference_date=DEFAULT_REFERENCE_DATE,
-state="Massachusetts", cache_root=CACHE_ROOT, timeout_s=900) -> Path`` returns the folder::
+years_of_history=10, bulk_data=True, state="Massachusetts", cache_root=CACHE_ROOT, timeout_s=1800) -> Path``
+returns the folder::
 
-    <cache_root>/<seed>-<population>[-a<min>-<max>][-r<YYYYMMDD>]/
+    <cache_root>/<seed>-<population>[-a<min>-<max>][-y<years>][-r<YYYYMMDD>]/
         fhir/<Given>_<Family>_<uuid>.json   one FHIR R4 transaction Bundle per patient (alive and dead)
         ndjson/<ResourceType>.ndjson         the same patients as Bulk Data NDJSON, one file per type
-        synthea.json                         manifest: parameters, reference date, file counts
+        synthea.json                         manifest: parameters, reference date, formats, file counts
 
-The suffixes appear only for non-default age ranges / reference dates. Synthea is deterministic for a
-given seed, clinician seed, age range and reference date, so the two exports (it writes either bundles
-or NDJSON per run: ``exporter.fhir.bulk_data``) come from two runs that produce the same patients.
+The suffixes appear only for non-default age ranges / history lengths / reference dates. Synthea
+writes either bundles or NDJSON in one run (``exporter.fhir.bulk_data``); it is deterministic for a
+given seed, clinician seed, age range and reference date, so the two exports come from two runs
+that produce the same patients (same ids; checked). ``bulk_data=False`` skips the NDJSON run (the
+tests need only bundles); a later call with ``bulk_data=True`` adds it to the same folder.
+``years_of_history`` is Synthea's export filter (older encounters and resolved conditions dropped;
+active conditions kept): 10 years of patients aged 50–90 is about 9 MB of FHIR per patient.
 The reference date is Synthea's "today": evaluate the population as of ``manifest["reference_date"]``.
 It is fixed by default so that a seed means the same patients on every machine and every day.
 
@@ -31,11 +36,17 @@ Idempotent and safe to call concurrently: a folder with its manifest is reused a
 serialises generators of the same folder; a half-written folder (no manifest) is regenerated.
 
 Needs Java 17+ and Maven; the first call copies Synthea's jars from Maven Central into
-``.cache/synthea/lib`` (about 200 MB, once). Generation of 40 patients takes 1–3 minutes on 2 cores.
+``.cache/synthea/lib`` (about 200 MB, once). One run (bundles only) of 40 patients aged 50–90 takes about 2 minutes of CPU.
 
 Command line::
 
-    scripts/synthea.py -p 40 -s 7 [-a 50-90] [--reference-date 2026-11-24]   # prints the folder
+    scripts/synthea.py -p 40 -s 7 [-a 50-90] [--years-of-history 3] [--no-bulk-data]
+                       [--reference-date 2026-11-24]          # prints the folder
+
+Importing it from elsewhere (``scripts`` is not a package)::
+
+    spec = importlib.util.spec_from_file_location("synthea", ROOT / "scripts" / "synthea.py")
+    synthea = importlib.util.module_from_spec(spec); spec.loader.exec_module(synthea)
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ DEFAULT_REFERENCE_DATE = date(2026, 11, 24)
 DEFAULT_STATE = "Massachusetts"
 HEAP = "-Xmx3g"
 MANIFEST = "synthea.json"
+DEFAULT_YEARS_OF_HISTORY = 10
 
 # Synthea settings passed as --key=value: only FHIR R4 (no hospital / practitioner side files,
 # no STU3 / DSTU2 / CSV / CCDA), 10 years of history (Synthea's default, said here on purpose).
@@ -75,7 +87,6 @@ _COMMON_SETTINGS = {
     "exporter.practitioner.fhir.export": "false",
     "exporter.groups.fhir.export": "false",
     "exporter.metadata.export": "false",
-    "exporter.years_of_history": "10",
     "exporter.fhir.use_us_core_ig": "true",
 }
 
@@ -85,60 +96,89 @@ class SyntheaError(RuntimeError):
 
 
 def folder_name(population: int, seed: int, min_age: int | None, max_age: int | None,
-                reference_date: date) -> str:
+                reference_date: date, years_of_history: int = 10) -> str:
     name = f"{seed}-{population}"
     if min_age is not None or max_age is not None:
         name += f"-a{min_age if min_age is not None else 0}-{max_age if max_age is not None else 140}"
+    if years_of_history != DEFAULT_YEARS_OF_HISTORY:
+        name += f"-y{years_of_history}"
     if reference_date != DEFAULT_REFERENCE_DATE:
         name += f"-r{reference_date:%Y%m%d}"
     return name
 
 
 def generate(population: int = 40, seed: int = 1, *, min_age: int | None = None, max_age: int | None = None,
-             reference_date: date = DEFAULT_REFERENCE_DATE, state: str = DEFAULT_STATE,
-             cache_root: Path = CACHE_ROOT, timeout_s: float = 900) -> Path:
+             reference_date: date = DEFAULT_REFERENCE_DATE, years_of_history: int = DEFAULT_YEARS_OF_HISTORY,
+             bulk_data: bool = True, state: str = DEFAULT_STATE, cache_root: Path = CACHE_ROOT,
+             timeout_s: float = 1800) -> Path:
     """The cached population folder for these parameters, generated first if it is not there."""
     if population < 1:
         raise ValueError("population must be at least 1")
-    folder = Path(cache_root) / folder_name(population, seed, min_age, max_age, reference_date)
-    if (folder / MANIFEST).is_file():
+    cache_root = Path(cache_root)
+    folder = cache_root / folder_name(population, seed, min_age, max_age, reference_date, years_of_history)
+    if _complete(folder, bulk_data):
         return folder
-    Path(cache_root).mkdir(parents=True, exist_ok=True)
-    with _locked(Path(cache_root) / f"{folder.name}.lock"):
-        if (folder / MANIFEST).is_file():  # another process finished it while we waited
+    cache_root.mkdir(parents=True, exist_ok=True)
+    args = _app_args(population, seed, min_age, max_age, reference_date, years_of_history, state)
+    with _locked(cache_root / f"{folder.name}.lock"):
+        if _complete(folder, bulk_data):  # another process finished it while we waited
             return folder
-        lib = ensure_synthea(Path(cache_root))
-        if folder.exists():
-            shutil.rmtree(folder)
-        work = folder.with_name(folder.name + ".work")
-        if work.exists():
-            shutil.rmtree(work)
-        started = time.monotonic()
-        args = _app_args(population, seed, min_age, max_age, reference_date, state)
-        _run_synthea(lib, args, work / "bundles", bulk=False, timeout_s=timeout_s)
-        _run_synthea(lib, args, work / "bulk", bulk=True, timeout_s=timeout_s)
-        work.mkdir(exist_ok=True)
-        (work / "bundles" / "fhir").rename(work / "fhir")
-        (work / "bulk" / "fhir").rename(work / "ndjson")
-        shutil.rmtree(work / "bundles")
-        shutil.rmtree(work / "bulk")
-        manifest = {
-            "generator": "org.mitre.synthea:synthea (tools/synthea/pom.xml)",
-            "seed": seed,
-            "clinician_seed": seed,
-            "population": population,
-            "min_age": min_age,
-            "max_age": max_age,
-            "state": state,
-            "reference_date": reference_date.isoformat(),
-            "bundles": len(list((work / "fhir").glob("*.json"))),
-            "ndjson_files": sorted(p.name for p in (work / "ndjson").glob("*.ndjson")),
-            "seconds": round(time.monotonic() - started, 1),
-            "arguments": args,
-        }
-        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        work.rename(folder)
+        lib = ensure_synthea(cache_root)
+        if not (folder / MANIFEST).is_file():
+            _generate_bundles(lib, args, folder, timeout_s, {
+                "generator": "org.mitre.synthea:synthea (tools/synthea/pom.xml)",
+                "seed": seed, "clinician_seed": seed, "population": population, "min_age": min_age,
+                "max_age": max_age, "years_of_history": years_of_history, "state": state,
+                "reference_date": reference_date.isoformat(), "arguments": args})
+        if bulk_data and not _complete(folder, True):
+            _add_ndjson(lib, args, folder, timeout_s)
     return folder
+
+
+def _complete(folder: Path, bulk_data: bool) -> bool:
+    if not (folder / MANIFEST).is_file():
+        return False
+    return not bulk_data or "ndjson" in load_manifest(folder).get("formats", [])
+
+
+def _generate_bundles(lib: Path, args: list[str], folder: Path, timeout_s: float, manifest: dict) -> None:
+    """Run Synthea once for per-patient Bundles; the folder appears only when it is complete."""
+    work = folder.with_name(folder.name + ".work")
+    for stale in (folder, work):
+        if stale.exists():
+            shutil.rmtree(stale)
+    started = time.monotonic()
+    _run_synthea(lib, args, work / "run", bulk=False, timeout_s=timeout_s)
+    (work / "run" / "fhir").rename(work / "fhir")
+    shutil.rmtree(work / "run")
+    manifest.update(formats=["bundles"], bundles=len(list((work / "fhir").glob("*.json"))),
+                    seconds={"bundles": round(time.monotonic() - started, 1)})
+    _write_manifest(work, manifest)
+    work.rename(folder)
+
+
+def _add_ndjson(lib: Path, args: list[str], folder: Path, timeout_s: float) -> None:
+    """Run Synthea again with the same arguments for Bulk Data NDJSON of the same patients."""
+    run = folder / "ndjson.work"
+    if run.exists():
+        shutil.rmtree(run)
+    started = time.monotonic()
+    _run_synthea(lib, args, run, bulk=True, timeout_s=timeout_s)
+    if (folder / "ndjson").exists():
+        shutil.rmtree(folder / "ndjson")
+    (run / "fhir").rename(folder / "ndjson")
+    shutil.rmtree(run)
+    manifest = load_manifest(folder)
+    manifest["formats"] = ["bundles", "ndjson"]
+    manifest["ndjson_files"] = sorted(p.name for p in (folder / "ndjson").glob("*.ndjson"))
+    manifest.setdefault("seconds", {})["ndjson"] = round(time.monotonic() - started, 1)
+    _write_manifest(folder, manifest)
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    partial = folder / (MANIFEST + ".tmp")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    partial.replace(folder / MANIFEST)
 
 
 def load_manifest(folder: Path) -> dict:
@@ -171,7 +211,7 @@ def ensure_synthea(cache_root: Path = CACHE_ROOT) -> Path:
             shutil.rmtree(partial)
         command = ["mvn", "-q", "-B", "-f", str(POM_DIR / "pom.xml"), "dependency:copy-dependencies",
                    f"-DoutputDirectory={partial}"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             raise SyntheaError(f"mvn dependency:copy-dependencies failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
         partial.rename(lib)
@@ -179,11 +219,12 @@ def ensure_synthea(cache_root: Path = CACHE_ROOT) -> Path:
 
 
 def _app_args(population: int, seed: int, min_age: int | None, max_age: int | None,
-              reference_date: date, state: str) -> list[str]:
+              reference_date: date, years_of_history: int, state: str) -> list[str]:
     args = ["-s", str(seed), "-cs", str(seed), "-p", str(population), "-r", f"{reference_date:%Y%m%d}"]
     if min_age is not None or max_age is not None:
         args += ["-a", f"{min_age if min_age is not None else 0}-{max_age if max_age is not None else 140}"]
     args += [f"--{key}={value}" for key, value in _COMMON_SETTINGS.items()]
+    args.append(f"--exporter.years_of_history={years_of_history}")
     return args + [state]
 
 
@@ -224,12 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-s", "--seed", type=int, default=1)
     parser.add_argument("-a", "--ages", type=_age_range, default=None, help="MIN-MAX, e.g. 50-90")
     parser.add_argument("--reference-date", type=date.fromisoformat, default=DEFAULT_REFERENCE_DATE)
+    parser.add_argument("--years-of-history", type=int, default=DEFAULT_YEARS_OF_HISTORY)
+    parser.add_argument("--no-bulk-data", action="store_true", help="per-patient Bundles only (one Synthea run)")
     parser.add_argument("--state", default=DEFAULT_STATE)
     args = parser.parse_args(argv)
     min_age, max_age = args.ages if args.ages else (None, None)
     try:
         folder = generate(args.population, args.seed, min_age=min_age, max_age=max_age,
-                          reference_date=args.reference_date, state=args.state)
+                          reference_date=args.reference_date, years_of_history=args.years_of_history,
+                          bulk_data=not args.no_bulk_data, state=args.state)
     except SyntheaError as exc:
         print(f"synthea: {exc}", file=sys.stderr)
         return 1
