@@ -51,7 +51,9 @@ def staging_imaging(facts: PatientFacts) -> dict[str, Any] | None:
     if not studies:
         return None
     latest = max(studies, key=lambda i: i.date)
-    return {"date": day(latest.date), "modalities": list(latest.modalities), "ref": latest.ref}
+    # The newest CT / MR / PET, whichever resource says it was done (ImagingStudy, report or procedure).
+    return {"date": day(latest.date), "modalities": list(latest.modalities), "ref": latest.ref,
+            "source": latest.source}
 
 
 def liver_lesions(facts: PatientFacts) -> dict[str, Any] | None:

@@ -1277,4 +1277,4 @@ class TestFacts:
     def test_staging_imaging_is_the_newest_cross_sectional_study(self):
         studies = [imaging_study("CT", 40), imaging_study("MR", 20, id="mr"), imaging_study("US", 5)]
         facts = evaluate(eligible(imaging=studies)).facts["stagingImaging"]
-        assert facts == {"date": when(20), "modalities": ["MR"], "ref": "ImagingStudy/mr"}
+        assert facts == {"date": when(20), "modalities": ["MR"], "ref": "ImagingStudy/mr", "source": "ImagingStudy"}
