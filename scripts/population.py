@@ -54,9 +54,9 @@ from cds_service.trials import get_trial  # noqa: E402
 CACHE_ROOT = ROOT / ".cache" / "population"
 PLACEHOLDER = b"\x00R\x00"  # never in JSON text (a raw NUL is not allowed in a JSON string)
 PDAC_EVERY = 50
-HISTORY_YEARS = 3
+HISTORY_YEARS = 2
 SYNTHEA = {"population": 40, "seed": 7, "min_age": 50, "max_age": 90}  # shared with H3's tests (cache)
-VERSION = 1  # bump when the shape of the output changes (a new cache folder)
+VERSION = 2  # bump when the shape of the output changes (a new cache folder)
 
 
 # --- re-identification ---------------------------------------------------------------------------
@@ -138,13 +138,17 @@ def _patient_of(resource: dict) -> str | None:
     return None
 
 
-_DATE_ELEMENTS = ("effectiveDateTime", "onsetDateTime", "recordedDate", "authoredOn", "performedDateTime",
+_DATE_ELEMENTS = ("abatementDateTime", "effectiveDateTime", "onsetDateTime", "recordedDate", "authoredOn", "performedDateTime",
                   "started", "effectivePeriod", "performedPeriod", "issued")
 
 
 def _recent(resource: dict, since: str) -> bool:
-    """Keep Patients, Conditions (a diagnosis is for life) and anything dated since ``since``."""
-    if resource.get("resourceType") in ("Patient", "Condition", "Medication"):
+    """Keep Patients, Conditions not yet resolved (a diagnosis is for life) and anything dated since
+    ``since``."""
+    rtype = resource.get("resourceType")
+    if rtype in ("Patient", "Medication"):
+        return True
+    if rtype == "Condition" and not any(k.startswith("abatement") for k in resource):
         return True
     for element in _DATE_ELEMENTS:
         value = resource.get(element)
@@ -181,6 +185,10 @@ def synthea_templates(reads: TrialReads) -> tuple[list[list[tuple[str, bytes]]],
         resources = by_patient[patient]
         if not any(r["resourceType"] == "Patient" for r in resources):
             continue
+        # the Medications this patient's resources point at travel with it (and are re-identified)
+        pointed = sorted({ref.rsplit("/", 1)[-1] for r in resources
+                          for ref in [((r.get("medicationReference") or {}).get("reference"))] if isinstance(ref, str)})
+        resources = resources + [medications[m] for m in pointed if m in medications]
         templates.append(template_lines(resources))
     return templates, as_of
 
