@@ -65,7 +65,7 @@ def hook_call(service_id: str) -> Response:
     hook_log = request_log.current()  # the call's JSON log line (security/request_log.py)
     hook_log.hook_instance = call.hookInstance
     if call.hook != trial.service.hook:
-        raise InvalidRequest(f"service {trial.service.id} answers the {trial.service.hook} hook, not {call.hook}")
+        raise InvalidRequest(f"service {trial.service.id} answers the {trial.service.hook} hook only")
     if call.fhirServer:
         current_app.extensions[FHIR_POLICY](call.fhirServer)
     store, now, patient_id = get_store(current_app), datetime.now(timezone.utc), call.context.patientId
@@ -132,7 +132,7 @@ def authenticate(service_id: str) -> None:
 def find_trial(service_id: str) -> TrialDefinition:
     trial = all_trials().get(service_id)
     if trial is None:
-        raise UnknownService(f"no CDS service {service_id!r}")
+        raise UnknownService("no such CDS service")  # the id is not echoed: it is the caller's text
     return trial
 
 

@@ -1,0 +1,208 @@
+"""Hostile FHIR servers (issue 11, failures 2 and 5): each fault ends in a timely 412, costs bounded
+memory, frees its connections, and the service answers normally afterwards.
+
+The app runs in-process (its real record gathering, real HTTP to loopback fault servers); the
+well-behaved server is the service tests' small FHIR server holding the seed patients. Every call
+has a 2 s fetch deadline so that the whole module stays short.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import pytest
+
+from cds_service.app import create_app
+from cds_service.seeding import anchor_date, rebase_bundle, seed_bundles
+from cds_service.trials import get_trial
+from tests.service.fhir_server import FhirTestServer
+from tests.service.helpers import FEEDBACK_URL, SERVICE_URL, hook_request, is_operation_outcome
+
+from .fault_servers import FaultServer
+
+DEADLINE_S = 2.0
+NORMAL_S = 1.5  # a whole no-prefetch call to the local server (~0.3 s here), with room for a busy CI machine
+SEED = "p10-review-ecog2"  # a needs-review patient: the normal call ends in a card
+
+
+@pytest.fixture(scope="module")
+def trial():
+    return get_trial("nct05271110")
+
+
+@pytest.fixture(scope="module")
+def bundles() -> dict[str, dict]:
+    today = datetime.now(timezone.utc).date()
+    return {slug: rebase_bundle(bundle, anchor_date(), today) for slug, bundle in seed_bundles().items()}
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'faults.sqlite'}", "TRIALCDS_DEV": True,
+                      "TRIALCDS_FETCH_DEADLINE": DEADLINE_S})
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture(scope="module")
+def healthy(bundles):
+    with FhirTestServer(bundles, page_size=20) as server:
+        yield server
+
+
+def fetch_call(app, bundles, trial, fhir_server: str) -> tuple[int, dict, float]:
+    """A hook call without prefetch: everything comes from ``fhir_server``. → (status, body, seconds)."""
+    body = hook_request(bundles[SEED], trial, prefetch={})
+    body["fhirServer"] = fhir_server
+    started = time.monotonic()
+    response = app.test_client().post(SERVICE_URL, json=body)
+    return response.status_code, response.get_json(), time.monotonic() - started
+
+
+def assert_serves_normally(app, bundles, trial, healthy) -> None:
+    """A normal call right after the fault: 200 with its card well inside the deadline, and the card is on
+    record (feedback on it is accepted — nothing was lost)."""
+    status, answer, seconds = fetch_call(app, bundles, trial, healthy.base_url)
+    assert status == 200, answer
+    assert seconds < NORMAL_S, f"normal call took {seconds:.2f} s after the fault"
+    [card] = answer["cards"]
+    feedback = {"feedback": [{"card": card["uuid"], "outcome": "overridden",
+                              "outcomeTimestamp": datetime.now(timezone.utc).isoformat()}]}
+    assert app.test_client().post(FEEDBACK_URL, json=feedback).status_code == 200
+
+
+def assert_412(status: int, answer: dict, seconds: float, limit_s: float, *words: str) -> None:
+    assert status == 412, answer
+    assert is_operation_outcome(answer)
+    diagnostics = " ".join(issue["diagnostics"] for issue in answer["issue"])
+    for word in words:
+        assert word in diagnostics, diagnostics
+    assert seconds < limit_s, f"412 took {seconds:.2f} s (limit {limit_s} s)"
+
+
+def wait_for(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+# --- one fault at a time ------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_trickling_server_412_at_the_deadline_and_its_connections_are_cut(app, bundles, trial, healthy):
+    with FaultServer("trickle") as trickle:
+        status, answer, seconds = fetch_call(app, bundles, trial, trickle.base_url)
+        assert_412(status, answer, seconds, DEADLINE_S + 1.0, "did not answer within")
+        # The overran connections were closed by the service (not pooled, not left reading):
+        # the trickling server notices within a byte or two.
+        assert trickle.connections >= 1
+        assert wait_for(lambda: trickle.closed_by_client == trickle.connections, 3.0), \
+            (trickle.connections, trickle.closed_by_client)
+        assert_serves_normally(app, bundles, trial, healthy)
+
+
+@pytest.mark.slow
+def test_hanging_server_412_at_the_deadline(app, bundles, trial, healthy):
+    with FaultServer("hang") as hang:
+        status, answer, seconds = fetch_call(app, bundles, trial, hang.base_url)
+        assert_412(status, answer, seconds, DEADLINE_S + 1.0, "did not answer within")
+        assert wait_for(lambda: hang.closed_by_client == hang.connections, 3.0)
+        assert_serves_normally(app, bundles, trial, healthy)
+
+
+def test_garbage_412_fast(app, bundles, trial, healthy):
+    with FaultServer("garbage") as garbage:
+        status, answer, seconds = fetch_call(app, bundles, trial, garbage.base_url)
+    assert_412(status, answer, seconds, 1.0)
+    assert_serves_normally(app, bundles, trial, healthy)
+
+
+def test_huge_pages_412_response_too_large_with_bounded_memory(app, bundles, trial, healthy):
+    with FaultServer("huge") as huge:
+        tracemalloc.start()
+        try:
+            status, answer, seconds = fetch_call(app, bundles, trial, huge.base_url)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert_412(status, answer, seconds, DEADLINE_S, "response too large")
+    # The default cap is 5 MiB per response; a 10 MB page is refused while it is being read.
+    assert peak < 40 * 1024 * 1024, f"peak Python allocations {peak / 2**20:.0f} MiB"
+    assert_serves_normally(app, bundles, trial, healthy)
+
+
+def test_gzip_bomb_412_quickly_with_little_memory(app, bundles, trial, healthy):
+    with FaultServer("gzip_bomb") as bomb:
+        tracemalloc.start()
+        try:
+            status, answer, seconds = fetch_call(app, bundles, trial, bomb.base_url)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert_412(status, answer, seconds, 1.5, "response too large")
+    assert peak < 40 * 1024 * 1024, f"peak Python allocations {peak / 2**20:.0f} MiB (the bomb inflates to 64)"
+    assert_serves_normally(app, bundles, trial, healthy)
+
+
+def test_byte_cap_is_configurable(tmp_path, bundles, trial):
+    app = create_app({"TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cap.sqlite'}", "TRIALCDS_DEV": True,
+                      "TRIALCDS_FETCH_DEADLINE": DEADLINE_S, "TRIALCDS_FETCH_MAX_BYTES": "2048"})
+    with FhirTestServer(bundles, page_size=50) as server:  # whole searches on one page: several KB each
+        status, answer, _ = fetch_call(app, bundles, trial, server.base_url)
+    assert status == 412 and "response too large (over 2048 bytes)" in answer["issue"][0]["diagnostics"]
+
+
+def test_endless_next_links_end_in_a_412(app, bundles, trial, healthy):
+    with FaultServer("endless_next") as endless:
+        status, answer, seconds = fetch_call(app, bundles, trial, endless.base_url)
+        requests_made = endless.requests
+    assert_412(status, answer, seconds, DEADLINE_S + 1.0)
+    keys = len(trial.service.prefetch)
+    # Bounded pages per key (TRIALCDS_FHIR_MAX_PAGES, 50): never more requests than that for every key.
+    assert requests_made <= keys * 50, requests_made
+    assert_serves_normally(app, bundles, trial, healthy)
+
+
+# --- a hostile server does not hold up anyone else ------------------------------------------------------
+
+@pytest.mark.slow
+def test_trickling_server_does_not_delay_calls_to_other_servers_or_prefetch_only_calls(app, bundles, trial, healthy):
+    """Issue 11, failure 2: calls to a trickling server used to hold every fetch thread of the
+    process, so calls to a healthy server waited behind them and got 412s."""
+    with FaultServer("trickle") as trickle, ThreadPoolExecutor(4) as pool:
+        # Four calls to the trickling server at once: dozens of stuck requests.
+        stuck = [pool.submit(fetch_call, app, bundles, trial, trickle.base_url) for _ in range(4)]
+        assert wait_for(lambda: trickle.connections >= 4, 2.0)
+        # Meanwhile: a call to the healthy server, and one that brings its whole prefetch.
+        status, answer, seconds = fetch_call(app, bundles, trial, healthy.base_url)
+        assert status == 200 and answer["cards"], answer
+        assert seconds < NORMAL_S, f"call to a healthy server took {seconds:.2f} s while another server trickled"
+        started = time.monotonic()
+        prefetched = app.test_client().post(SERVICE_URL, json=hook_request(bundles[SEED], trial))
+        assert prefetched.status_code == 200 and time.monotonic() - started < 1.0
+        for future in stuck:
+            status, answer, seconds = future.result(timeout=DEADLINE_S + 5)
+            assert_412(status, answer, seconds, DEADLINE_S + 1.5, "did not answer within")
+    # And right after: the trickling server's threads are free again, the healthy one answers.
+    assert_serves_normally(app, bundles, trial, healthy)
+
+
+@pytest.mark.slow
+def test_many_hook_calls_after_a_trickling_server_all_succeed(app, bundles, trial, healthy):
+    """The issue's own sequence: a trickling server, then ten calls to a healthy one."""
+    with FaultServer("trickle") as trickle:
+        with ThreadPoolExecutor(4) as pool:
+            stuck = [pool.submit(fetch_call, app, bundles, trial, trickle.base_url) for _ in range(4)]
+            statuses = [future.result(timeout=DEADLINE_S + 5)[0] for future in stuck]
+        assert statuses == [412] * 4
+        results = [fetch_call(app, bundles, trial, healthy.base_url) for _ in range(10)]
+    assert [status for status, _, _ in results] == [200] * 10
+    assert max(seconds for _, _, seconds in results) < NORMAL_S
+    assert threading.active_count() < 200  # no thread pile-up
