@@ -10,6 +10,10 @@ Configuration comes from environment variables; ``create_app(config)`` overrides
                                kept in the database so it survives restarts
 ``TRIALCDS_DEV``               ``1``/``true``: local development (see the seams below)      false
 ``TRIALCDS_PUBLIC_URL``        the service's public base URL, for the JWT audience          the request's own URL
+``TRIALCDS_STUDY_TEAM_REFERENCE`` who receives the card's referral (``ServiceRequest.performer``) — none
+                               ``PractitionerRole/…``, ``HealthcareService/…``; an active
+                               referral to it means "already in the pipeline" (no card)
+``TRIALCDS_STUDY_TEAM_DISPLAY``   its display in the referral and card                         "<acronym> study team, <site>"
 =============================  ==========================================================  ==========
 
 Security seams — two callables in ``app.extensions`` that the security module replaces; every hook
@@ -72,6 +76,8 @@ def load_config(overrides: Mapping[str, Any] | None = None,
         "TRIALCDS_SALT": environ.get("TRIALCDS_SALT") or None,
         "TRIALCDS_DEV": parse_bool(environ.get("TRIALCDS_DEV", "")),
         "TRIALCDS_PUBLIC_URL": environ.get("TRIALCDS_PUBLIC_URL") or None,
+        "TRIALCDS_STUDY_TEAM_REFERENCE": environ.get("TRIALCDS_STUDY_TEAM_REFERENCE") or None,
+        "TRIALCDS_STUDY_TEAM_DISPLAY": environ.get("TRIALCDS_STUDY_TEAM_DISPLAY") or None,
     }
     config.update(overrides or {})
     return config

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,9 @@ CARD_VERDICTS = ("likely-eligible", "needs-review")
 # A FHIR relative reference this service may copy into a suggested resource (never a urn:uuid or a
 # contained "#id": those mean nothing outside the record they came from).
 _RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+# Who may receive referrals: a practitioner, a role, a team, a service or an organisation.
+_TEAM_REFERENCE = re.compile(r"^(https?://\S+/)?(PractitionerRole|Practitioner|CareTeam|HealthcareService|Organization)"
+                             r"/[A-Za-z0-9\-.]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,16 @@ class StudyTeam:
 
     reference: str | None = None
     display: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference is not None and not _TEAM_REFERENCE.match(self.reference):
+            raise ValueError("TRIALCDS_STUDY_TEAM_REFERENCE must be a FHIR reference such as "
+                             "PractitionerRole/<id> or HealthcareService/<id> (optionally absolute)")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> StudyTeam:
+        return cls(reference=config.get("TRIALCDS_STUDY_TEAM_REFERENCE") or None,
+                   display=config.get("TRIALCDS_STUDY_TEAM_DISPLAY") or None)
 
     def performer(self, trial: TrialDefinition) -> dict[str, str]:
         display = self.display or f"{trial_name(trial)} study team, {trial.site}"

@@ -3,7 +3,8 @@
 One hook call, top to bottom (``hook_call``)::
 
     authenticate → find the service → validate the request (protocol) → FHIR-server policy
-    → suppressed? → gather the record (record) → evaluate (criteria, via mappings)
+    → suppressed by feedback? (store) → gather the record (record) → already in the study's
+    pipeline? (mappings) → evaluate (criteria, via mappings)
     → the card (cards) → remember it was issued (store) → {"cards": [...]}
 
 This layer moves JSON and status codes; it never reads FHIR codes. Every error leaves as an
@@ -23,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from cds_service.seams import AUTHENTICATE, FHIR_POLICY
-from cds_service.cards import card_for
+from cds_service.cards import StudyTeam, card_for
 from cds_service.criteria import TrialDefinition, evaluate_resources
 from cds_service.errors import AuthenticationFailed, InvalidRequest, ServiceError, UnknownService, operation_outcome
 from cds_service.protocol import (CardsResponse, DiscoveryResponse, FeedbackRequest, HookRequest, Message,
@@ -33,6 +34,7 @@ from cds_service.security import request_log
 from cds_service.security.install import fetch_limits
 from cds_service.store import feedback_log, get_engine, get_settings, get_store
 from cds_service.trials import all_trials
+from fhir_mappings.pipeline import pipeline_reason
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__)
@@ -69,19 +71,30 @@ def hook_call(service_id: str) -> Response:
     if call.fhirServer:
         current_app.extensions[FHIR_POLICY](call.fhirServer)
     store, now, patient_id = get_store(current_app), datetime.now(timezone.utc), call.context.patientId
-    if store.is_suppressed(trial.service.id, patient_id, now, current_app.config["TRIALCDS_SUPPRESS_DAYS"]):
+    user_id = call.context.userId  # a plain dismiss hides the card from this user only (hashed in the store)
+    # What clinicians said about earlier cards (accepted, overridden with a reason, dismissed by this
+    # user): checked first, so a silenced card costs no FHIR fetch. The reason goes to the log line.
+    hook_log.suppressed = store.suppression(trial.service.id, patient_id, user_id, now)
+    if hook_log.suppressed:
         return json_response(CardsResponse(cards=[]).to_json())
     with hook_log.timed("fetch"):
         record = gather_record(trial.service.prefetch, call.context.model_dump(), call.prefetch, call.fhirServer,
                                call.access_token, float(current_app.config["TRIALCDS_FETCH_DEADLINE"]),
                                **fetch_limits(current_app))
+    study_team = StudyTeam.from_config(current_app.config)
+    # Already in the study's pipeline (a ResearchSubject for the study, an active referral to the
+    # study team): the mappings read the record, this layer only hears the reason.
+    hook_log.suppressed = pipeline_reason(record.resources, trial.studyIdentifier.system,
+                                          trial.studyIdentifier.value, study_team.reference)
+    if hook_log.suppressed:
+        return json_response(CardsResponse(cards=[]).to_json())
     with hook_log.timed("evaluate"):
         evaluation = evaluate_resources(trial, record.resources, now.date(), patient_id=patient_id,
                                         notes=record.notes)
-        card = card_for(evaluation, trial, patient_id, now)
+        card = card_for(evaluation, trial, patient_id, now, study_team=study_team)
     hook_log.verdict, hook_log.cards = evaluation.verdict, int(card is not None)
     if card is not None:
-        store.record_card(card.uuid or "", trial.service.id, patient_id, now)
+        store.record_card(card.uuid or "", trial.service.id, patient_id, now, user_id=user_id)
     log.info("hook %s: %s", trial.service.id, evaluation.verdict)
     return json_response(CardsResponse(cards=[card] if card else []).to_json())
 

@@ -24,6 +24,8 @@ ACCESS_LOGGER = "trialcds.access"
 _UUID = re.compile(r"^(urn:uuid:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SERVICE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _VERDICTS = {"likely-eligible", "needs-review", "not-eligible"}
+# A suppression reason: a fixed word, or word:code (the override code a client sent, so shape-checked).
+_SUPPRESSION = re.compile(r"^[a-z-]{1,32}(:[A-Za-z0-9._-]{1,64})?$")
 # JWT / JWS compact form, and Authorization-style credentials in free text.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer|access_token[\"']?\s*[:=]\s*[\"']?)\s*[^\s\"',}]+")
@@ -35,7 +37,8 @@ OUTCOME_BY_STATUS = {
 # Extra attributes a log record may carry into the JSON line. Anything else is dropped.
 SAFE_FIELDS = ("hookInstance", "service", "status", "outcome", "verdict", "cards", "timings_ms",
                "category", "notes", "pages", "truncated",
-               "feedback")  # the feedback call's counts (cds_service/store/feedback_log.py)
+               "feedback",  # the feedback call's counts (cds_service/store/feedback_log.py)
+               "suppressed")  # why a hook call showed no card (feedback or already in the pipeline)  # the feedback call's counts (cds_service/store/feedback_log.py)
 
 
 def redact(text: str) -> str:
@@ -101,6 +104,7 @@ class HookCallLog:
     cards: int | None = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    suppressed: str | None = None  # e.g. "accepted", "overridden:patient-declined", "in-pipeline:…"
     notes: int = 0
 
     @contextmanager
@@ -129,6 +133,8 @@ class HookCallLog:
             out["verdict"] = self.verdict
         if self.cards is not None:
             out["cards"] = int(self.cards)
+        if self.suppressed:
+            out["suppressed"] = _safe(self.suppressed, _SUPPRESSION)
         if self.notes:
             out["notes"] = int(self.notes)
         return out

@@ -62,32 +62,34 @@ def test_card_shape(eligible_card, trial):
     assert empty_values(outside_extension) == []
 
 
-def test_summary_names_trial_verdict_and_next_step(eligible_card, review_card):
+def test_summary_names_verdict_trial_and_next_step(eligible_card, review_card):
     card, _ = eligible_card
-    assert len(card["summary"]) < 140
-    assert "NCT05271110" in card["summary"] and "likely eligible" in card["summary"]
-    assert "refer" in card["summary"]
-    assert len(review_card["summary"]) < 140
-    assert "needs review" in review_card["summary"]
+    assert len(card["summary"]) < 140 and len(review_card["summary"]) < 140
+    assert card["summary"].startswith("Likely eligible") and "NCT05271110" in card["summary"]
+    assert review_card["summary"].startswith("Needs review") and "NCT05271110" in review_card["summary"]
+    # The trial is not yet recruiting: the next step is to flag the patient, not to refer now.
+    assert "flag for the study team" in card["summary"] and "refer" not in card["summary"].lower()
 
 
-def test_detail_is_markdown_with_criteria_facts_and_what_to_confirm(review_card):
+def test_detail_is_short_markdown_in_the_contract_order(review_card):
+    from markdown_it import MarkdownIt
+
     detail = review_card["detail"]
     evaluation = review_card["extension"]["trialcds.eligibility"]
-    table_rows = [line for line in detail.splitlines() if line.startswith("| ")]
-    assert len(table_rows) == 1 + len(evaluation["criteria"])  # header + one row per criterion
-    for criterion in evaluation["criteria"]:
-        assert criterion["label"].replace("|", "\\|") in detail
-        for ref in criterion["evidence"]:
-            assert ref in detail
-    for fact in ("CA 19-9", "Liver metastases", "Chemotherapy", "Staging imaging", "Liver lesions"):
-        assert f"**{fact}**" in detail
-    confirm = detail.split("### To confirm at screening", 1)[1]
-    review_labels = [c["label"] for c in evaluation["criteria"] if not c["automated"]]
+    assert not [line for line in detail.splitlines() if line.lstrip().startswith("|")]  # no criterion table
+    text = re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(detail))
+    sections = ["What needs checking", "To confirm at screening", "Key facts", "Met"]
+    positions = [text.index(f"{name}") for name in sections]
+    assert positions == sorted(positions)
+    checking, confirm = text[positions[0]:positions[1]], text[positions[1]:positions[2]]
     open_labels = [c["label"] for c in evaluation["criteria"] if c["automated"] and c["status"] == "unknown"]
+    review_labels = [c["label"] for c in evaluation["criteria"] if not c["automated"]]
     assert open_labels, "a needs-review card has automated unknowns"
-    for label in review_labels + open_labels:
-        assert label in confirm
+    assert all(label in checking for label in open_labels)
+    assert all(label in confirm for label in review_labels)
+    for criterion in evaluation["criteria"]:
+        for ref in criterion["evidence"]:
+            assert ref not in detail  # resource ids stay in the evaluation object
 
 
 def test_suggestions_are_valid_fhir_r4_resources(eligible_card):
@@ -101,8 +103,11 @@ def test_suggestions_are_valid_fhir_r4_resources(eligible_card):
     referral = ServiceRequest.model_validate(resources["ServiceRequest"])
     assert (referral.status, referral.intent) == ("active", "order")
     assert referral.subject.reference == f"Patient/{patient}"
-    assert referral.code.text == "Referral to clinical trial screening"
+    assert referral.code.text.startswith("Referral for clinical trial screening")
     assert referral.reasonCode[0].text and "likely-eligible" in referral.note[0].text
+    assert referral.performer and referral.performer[0].display  # addressed to the study team
+    pdac = [c for c in card["extension"]["trialcds.eligibility"]["criteria"] if c["id"] == "pdac-diagnosis"]
+    assert [r.reference for r in referral.reasonReference] == pdac[0]["evidence"][:1]
     assert referral.authoredOn is not None
 
     subject = ResearchSubject.model_validate(resources["ResearchSubject"])
