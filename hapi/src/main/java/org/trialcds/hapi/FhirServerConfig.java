@@ -15,6 +15,7 @@ import ca.uhn.fhir.jpa.search.DatabaseBackedPagingProvider;
 import ca.uhn.fhir.narrative2.NullNarrativeGenerator;
 import ca.uhn.fhir.rest.api.EncodingEnum;
 import ca.uhn.fhir.rest.server.RestfulServer;
+import ca.uhn.fhir.rest.server.interceptor.CorsInterceptor;
 import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
 import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import jakarta.persistence.EntityManagerFactory;
@@ -28,7 +29,9 @@ import org.springframework.context.annotation.Configuration;
 import org.springframework.context.annotation.Primary;
 import org.springframework.orm.jpa.JpaTransactionManager;
 import org.springframework.orm.jpa.LocalContainerEntityManagerFactoryBean;
+import org.springframework.web.cors.CorsConfiguration;
 
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import javax.sql.DataSource;
@@ -47,6 +50,10 @@ public class FhirServerConfig {
 
 	@Value("${trialcds.hapi.max-page-size:1000}")
 	private int myMaxPageSize;
+
+	/** Origins a browser client may call from (comma-separated patterns; "*" = any). */
+	@Value("${trialcds.hapi.cors-allowed-origins:*}")
+	private String myCorsAllowedOrigins;
 
 	/** The storage settings that differ from HAPI's defaults are what the tests rely on. */
 	@Bean
@@ -144,6 +151,7 @@ public class FhirServerConfig {
 		thePagingProvider.setMaximumPageSize(myMaxPageSize);
 		server.setPagingProvider(thePagingProvider);
 
+		server.registerInterceptor(new CorsInterceptor(corsConfiguration()));
 		server.setDefaultResponseEncoding(EncodingEnum.JSON);
 		server.setDefaultPrettyPrint(false);
 		ourLog.info(
@@ -151,6 +159,26 @@ public class FhirServerConfig {
 				myDefaultPageSize,
 				myMaxPageSize);
 		return server;
+	}
+
+	/**
+	 * CORS, so a browser CDS client (the CDS Hooks sandbox, a SMART app) can read this server:
+	 * preflights (OPTIONS) are answered and every response names the allowed origin. Any origin
+	 * is safe for this loopback test server: it holds synthetic data and uses no cookies.
+	 */
+	private CorsConfiguration corsConfiguration() {
+		CorsConfiguration config = new CorsConfiguration();
+		for (String origin : myCorsAllowedOrigins.split(",")) {
+			if (!origin.isBlank()) {
+				config.addAllowedOriginPattern(origin.trim());
+			}
+		}
+		config.addAllowedHeader("*");
+		config.setAllowedMethods(Arrays.asList("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"));
+		config.setExposedHeaders(Arrays.asList("Location", "Content-Location", "ETag", "Last-Modified", "X-Progress", "Retry-After"));
+		config.setAllowCredentials(false);
+		config.setMaxAge(600L);
+		return config;
 	}
 
 	@Bean
