@@ -275,6 +275,13 @@ SITE_BEFORE_METASTASIS_PATTERN = (
     rf"\b(?P<site>{_SITE_WORDS_BEFORE}(?:\s*(?:,|and|&|/)\s*{_SITE_WORDS_BEFORE})*)\s+"
     r"(?:metastas[ie]s|metastatic\s+(?:disease|deposits?|lesions?)|secondar(?:y|ies))"
 )
+# A metastasis Condition whose wording also names a pancreatic primary ("metastatic pancreatic
+# adenocarcinoma", "adenocarcinoma of pancreas with liver metastases", "pancreatic cancer metastatic to
+# liver"): it states the PDAC too. "Secondary malignant neoplasm of pancreas" (a metastasis TO the
+# pancreas) does not match.
+METASTATIC_PANCREATIC_PATTERN = (
+    r"\bmetastatic\b[a-z ,-]*\bpancrea|pancrea[a-z ]*\b(?:metastatic|with\b[a-z ,-]*metasta)"
+)
 METASTASIS_FROM_OTHER_PRIMARY = {(SNOMED, "314994000"): "prostate"}
 LIVER_SITE_WORDS = ("liver", "hepat")
 # Regional nodes of a pancreatic cancer are not distant disease (ICD-10 C77.2 and its wording).

@@ -85,7 +85,10 @@ def condition_kind(resource: dict) -> str:
     """
     if codes.ENCOUNTER_DIAGNOSIS_PROFILE in _profiles(resource):
         return ENCOUNTER_DIAGNOSIS
-    categories = concepts(resource, "category")
+    try:
+        categories = concepts(resource, "category")
+    except MalformedResource:
+        return OTHER_KIND  # a broken category must not lose the Condition; read it the cautious way
     if not categories:
         return PROBLEM_LIST
     problem_list = False
@@ -124,14 +127,23 @@ def _profiles(resource: dict) -> str:
 
 
 def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str, ...]:
-    """The cancer buckets of a Condition: one, or two for a metastasis sited in the liver and elsewhere."""
-    profiles = _profiles(resource)
+    """The cancer buckets of a Condition: a metastasis (liver, extrahepatic — both when sited in both —
+    or unsited), plus the pancreatic primary when the same Condition names it ("metastatic pancreatic
+    adenocarcinoma", or C25.9 and C78.7 on one Condition); else one primary bucket."""
     has_icd10 = any(c.system == codes.ICD10 for c in found)
     # The wording is read only when it speaks of a metastasis (and does not deny one).
     worded = ("metasta" in text or "secondar" in text) and not any(w in text for w in codes.NEGATION_WORDS)
     primary = metastasis_primary(found, text if worded else "")
     if primary is not None and "pancrea" not in primary:
         return (OTHER_MALIGNANCY,)  # a metastasis of another cancer: that cancer is another malignancy
+    metastasis = _metastasis_buckets(resource, found, text, has_icd10, worded, primary)
+    if metastasis:
+        return metastasis + _pancreatic_primary(resource, found, text, has_icd10, worded, primary)
+    return _primary_buckets(resource, found, text)
+
+
+def _metastasis_buckets(resource: dict, found: list[Coding], text: str, has_icd10: bool, worded: bool,
+                        primary: str | None) -> tuple[str, ...]:
     if codes.LIVER_METASTASIS.code_matches_any(found):
         return (LIVER_MET,)
     if codes.EXTRAHEPATIC_METASTASIS.code_matches_any(found):
@@ -139,20 +151,41 @@ def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str
     sites = metastasis_sites(_texts(resource, found)) if worded and not has_icd10 else ()  # ICD-10 decides
     named = [site for site in sites if site not in ("liver", "regional", "unspecified")]
     if "liver" in sites or named:
-        return (((LIVER_MET,) if "liver" in sites else ()) + ((EXTRAHEPATIC_MET,) if named else ()))
+        return ((LIVER_MET,) if "liver" in sites else ()) + ((EXTRAHEPATIC_MET,) if named else ())
     if sites and all(site == "regional" for site in sites):
         return ()
     generic = (codes.GENERIC_METASTASIS.matches(found)
-               or codes.SECONDARY_CANCER_PROFILE in profiles
+               or codes.SECONDARY_CANCER_PROFILE in _profiles(resource)
                or bool(sites)
                or primary is not None
                or (not has_icd10 and ("metasta" in text or "secondary malignant" in text) and "history of" not in text))
-    if generic:
-        body_sites = concepts(resource, "bodySite")
-        if not body_sites:
-            return (UNSITED_MET,)
-        in_liver = [codes.LIVER_SITE.matches(codings(site, "bodySite"), concept_text(site)) for site in body_sites]
-        return ((LIVER_MET,) if any(in_liver) else ()) + (() if all(in_liver) else (EXTRAHEPATIC_MET,))
+    if not generic:
+        return ()
+    body_sites = concepts(resource, "bodySite")
+    if not body_sites:
+        return (UNSITED_MET,)
+    in_liver = [codes.LIVER_SITE.matches(codings(site, "bodySite"), concept_text(site)) for site in body_sites]
+    return ((LIVER_MET,) if any(in_liver) else ()) + (() if all(in_liver) else (EXTRAHEPATIC_MET,))
+
+
+_METASTATIC_PANCREATIC = re.compile(codes.METASTATIC_PANCREATIC_PATTERN)
+
+
+def _pancreatic_primary(resource: dict, found: list[Coding], text: str, has_icd10: bool, worded: bool,
+                        primary: str | None) -> tuple[str, ...]:
+    """The pancreatic primary a metastasis Condition also names, by code or wording; () when it names none."""
+    if codes.PANCREATIC_NON_DUCTAL.code_matches_any(found):
+        return (NON_DUCTAL,)
+    named = (codes.PDAC_SPECIFIC.code_matches_any(found) or codes.PANCREATIC_MALIGNANCY.code_matches_any(found)
+             or (not has_icd10 and worded and (primary is not None or _METASTATIC_PANCREATIC.search(text) is not None)))
+    if not named:
+        return ()
+    if _histology_non_ductal(resource) or (not has_icd10 and codes.PANCREATIC_NON_DUCTAL.text_matches(text)):
+        return (NON_DUCTAL,)
+    return (PDAC,)
+
+
+def _primary_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str, ...]:
     if codes.PANCREATIC_NON_DUCTAL.matches(found, text):
         return (NON_DUCTAL,)
     if codes.PDAC_SPECIFIC.matches(found, text) or codes.PANCREATIC_MALIGNANCY.matches(found, text):
@@ -161,7 +194,7 @@ def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str
         return (MALIGNANCY_HISTORY,)
     if codes.OTHER_MALIGNANCY.matches(found, text):
         return (OTHER_MALIGNANCY,)
-    if codes.PRIMARY_CANCER_PROFILE in profiles and "pancrea" not in text:
+    if codes.PRIMARY_CANCER_PROFILE in _profiles(resource) and "pancrea" not in text:
         return (OTHER_MALIGNANCY,)
     return ()
 

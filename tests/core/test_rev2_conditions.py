@@ -199,6 +199,49 @@ class TestLiverMetastasesRev2:
         for pdac in (visit_dx("C25.0", recorded=3000), condition("C25.0", clinical="resolved")):
             assert status(evaluate(eligible(pdac=pdac)), "pdac-diagnosis") == "pass"
 
+    def test_metastatic_pancreatic_cancer_by_text_is_the_pdac_too(self):
+        local = "http://example.org/local"
+        evaluation = evaluate(eligible(pdac=condition("X-1", local, "Metastatic pancreatic adenocarcinoma", id="p"),
+                                       liver_met=None))
+        assert status(evaluation, "pdac-diagnosis") == "pass"
+        assert evidence(evaluation, "pdac-diagnosis") == ["Condition/p"]
+        assert status(evaluation, "liver-metastases") == "fail"  # no site named
+        assert notes_about(evaluation, "Condition/p")
+
+    @pytest.mark.parametrize("display", ["Pancreatic cancer metastatic to liver",
+                                         "Adenocarcinoma of pancreas with liver metastases"])
+    def test_one_condition_naming_the_pdac_and_its_liver_metastases(self, display):
+        one = condition("X-2", "http://example.org/local", display, id="both")
+        evaluation = evaluate(eligible(pdac=one, liver_met=None))
+        assert status(evaluation, "pdac-diagnosis") == "pass"
+        assert status(evaluation, "liver-metastases") == "pass"
+        assert evidence(evaluation, "liver-metastases") == ["Condition/both"]
+        assert evaluation.facts["metastasisTiming"]["timing"] == "synchronous"
+
+    def test_one_condition_with_a_pancreatic_and_a_liver_metastasis_icd10_code(self):
+        one = condition("C25.0", display="Malignant neoplasm of head of pancreas", id="both")
+        one["code"]["coding"].append(coding("C78.7", ICD10, "Secondary malignant neoplasm of liver"))
+        evaluation = evaluate(eligible(pdac=one, liver_met=None))
+        assert status(evaluation, "pdac-diagnosis") == "pass"
+        assert status(evaluation, "liver-metastases") == "pass"
+
+    def test_metastatic_non_ductal_pancreatic_tumour_is_not_pdac(self):
+        net = condition("X-3", "http://example.org/local", "Metastatic pancreatic neuroendocrine tumor to liver")
+        evaluation = evaluate(eligible(pdac=net, liver_met=None))
+        assert status(evaluation, "pdac-diagnosis") == "fail"
+        assert status(evaluation, "liver-metastases") == "pass"
+
+    def test_a_metastasis_to_the_pancreas_is_not_pdac(self):
+        other = condition("X-4", "http://example.org/local", "Secondary malignant neoplasm of pancreas")
+        assert status(evaluate(eligible(pdac=other)), "pdac-diagnosis") == "fail"
+
+    def test_a_malformed_category_keeps_the_condition_read_cautiously(self):
+        pdac = visit_dx("C25.0", recorded=3000, category="encounter-diagnosis", id="pdac")
+        infection = visit_dx("A41.9", recorded=200, category="encounter-diagnosis")
+        evaluation = evaluate(with_(infection, pdac=pdac))
+        assert status(evaluation, "pdac-diagnosis") == "pass"
+        assert status(evaluation, "active-infection") == "pass"  # read like a visit diagnosis: stale
+
     @pytest.mark.parametrize("text", ["Secondary malignant neoplasm of liver", "Liver metastases",
                                       "Metastatic pancreatic cancer to the liver"])
     def test_liver_metastasis_by_text(self, text):
