@@ -131,11 +131,15 @@ def activity(d: Diagnosis, as_of: date, visit_days: int | None) -> str:
 
     clinicalStatus decides when present; a status-less problem-list item is active; a status-less
     visit diagnosis is active when dated (onset, else recordedDate) within ``visit_days`` (None: whatever
-    its age), else stale — an undated one cannot show it is recent, so it is stale too.
+    its age), else stale — an undated one cannot show it is recent, so it is stale too. A status-less
+    Condition with an abatement date on or before the as-of date is over (FHIR requires an inactive
+    status with an abatement; without one, the date still says it ended).
     """
     said = d.status_says
     if said is not None:
         return ACTIVE if said else INACTIVE
+    if d.abated is not None and d.abated <= as_of:
+        return INACTIVE
     if not d.visit_only or visit_days is None:
         return ACTIVE
     return ACTIVE if within(d.date, as_of, visit_days) else STALE
@@ -555,8 +559,8 @@ def _current_pregnancy_conditions(facts: PatientFacts, days: int) -> tuple[list[
     notes: list[str] = []
     not_pregnant = [r for r in facts.pregnancy_status if r.value == "not-pregnant" and r.date is not None]
     for d in facts.pregnancy_conditions:
-        if d.status_says is False:
-            continue
+        if activity(d, facts.as_of, None) == INACTIVE:
+            continue  # resolved, or status-less with an abatement (the pregnancy ended)
         if d.date is None:
             notes.append(f"{d.ref} pregnancy without a date: ignored (counts only within {days} days)")
             continue

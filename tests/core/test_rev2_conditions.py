@@ -154,6 +154,15 @@ class TestConditionKind:
         recent_but_resolved = condition("A41.9", clinical="resolved", onset=5, category=VISIT)
         assert status(evaluate(with_(recent_but_resolved)), "active-infection") == "pass"
 
+    @pytest.mark.parametrize(("abated", "expected"), [(0, "pass"), (-1, "unknown")])
+    def test_a_status_less_condition_with_an_abatement_is_over(self, abated, expected):
+        infection = visit_dx("A41.9", recorded=30, category=PROBLEM, abatementDateTime=when(abated))
+        assert status(evaluate(with_(infection)), "active-infection") == expected
+
+    def test_a_status_less_liver_metastasis_with_an_abatement_still_passes_the_gate(self):
+        met = visit_dx("C78.7", recorded=300, abatementDateTime=when(100))
+        assert status(evaluate(eligible(liver_met=met)), "liver-metastases") == "pass"
+
     def test_an_unrecognised_clinical_status_is_read_as_absent(self):
         odd = visit_dx("A41.9", recorded=300, clinicalStatus=cc("unknown", "http://example.org/local-status"))
         assert status(evaluate(with_(odd)), "active-infection") == "pass"
@@ -478,6 +487,10 @@ class TestPregnancyRev2:
         assert status(evaluation, "pregnancy") == expected
         if expected == "pass":
             assert "says not pregnant" in notes_about(evaluation, "Condition/preg")[0]
+
+    def test_a_status_less_pregnancy_that_ended_passes(self):
+        preg = visit_dx("Z34.90", recorded=100, abatementDateTime=when(10))
+        assert status(evaluate(with_(preg)), "pregnancy") == "pass"
 
     def test_resolved_pregnancy_within_the_window_passes(self):
         assert status(evaluate(with_(condition("Z34.90", clinical="resolved", onset=20))), "pregnancy") == "pass"
