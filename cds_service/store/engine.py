@@ -167,6 +167,8 @@ def _sqlite_on_connect(path: Path) -> Callable[[Any, Any], None]:
         with ``synchronous=NORMAL`` a crash of the service loses nothing; an OS crash or power cut may
         roll back the last commits, never corrupt the file (https://www.sqlite.org/wal.html)."""
         record.info["file_id"] = _file_id(path)
+        # SQLite opens a file it may not write read-only, and the connection stays so: remember it.
+        record.info["writable"] = _writable(path)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -191,7 +193,14 @@ def _same_file(path: Path) -> Callable[[Any, Any], None]:
         current = _file_id(path)
         if current is None or current != record.info.get("file_id"):
             raise DisconnectionError("the SQLite database file is gone or was replaced")
+        if not record.info.get("writable") and _writable(path):
+            raise DisconnectionError("the SQLite database file became writable: open it again")
     return check
+
+
+def _writable(path: Path) -> bool:
+    # The folder too: SQLite writes its -wal and -shm files next to the database.
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 # --- checkout guard and watchdog ------------------------------------------------------------------------
