@@ -282,6 +282,15 @@ SITE_BEFORE_METASTASIS_PATTERN = (
 METASTATIC_PANCREATIC_PATTERN = (
     r"\bmetastatic\b[a-z ,-]*\bpancrea|pancrea[a-z ]*\b(?:metastatic|with\b[a-z ,-]*metasta)"
 )
+# A metastasis Condition whose wording names another primary right before a cancer word ("breast cancer
+# metastatic to liver", "metastatic prostate adenocarcinoma to bone"): that cancer is another malignancy.
+# Organ and cancer word must be adjacent (one word between at most), so "lung metastases of pancreatic
+# adenocarcinoma" does not match.
+OTHER_PRIMARY_NAMED_PATTERN = (
+    r"\b(?:breast|prostate|prostatic|lung|colon|colorectal|rectal|rectum|gastric|stomach|ovarian|ovary|renal|kidney|"
+    r"bladder|esophageal|oesophageal|thyroid|cervical|endometrial|uterine|melanoma)\s+(?:[a-z-]+\s+)?"
+    r"(?:cancer|carcinoma|adenocarcinoma|malignancy|tumou?r|neoplasm)\b|\b(?:melanoma|lymphoma|myeloma|sarcoma)\b"
+)
 METASTASIS_FROM_OTHER_PRIMARY = {(SNOMED, "314994000"): "prostate"}
 LIVER_SITE_WORDS = ("liver", "hepat")
 # Regional nodes of a pancreatic cancer are not distant disease (ICD-10 C77.2 and its wording).

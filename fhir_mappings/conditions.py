@@ -138,7 +138,11 @@ def _cancer_buckets(resource: dict, found: list[Coding], text: str) -> tuple[str
         return (OTHER_MALIGNANCY,)  # a metastasis of another cancer: that cancer is another malignancy
     metastasis = _metastasis_buckets(resource, found, text, has_icd10, worded, primary)
     if metastasis:
-        return metastasis + _pancreatic_primary(resource, found, text, has_icd10, worded, primary)
+        named = _pancreatic_primary(resource, found, text, has_icd10, worded, primary)
+        if not named and (codes.OTHER_MALIGNANCY.code_matches_any(found)
+                          or (worded and _OTHER_PRIMARY_NAMED.search(text) is not None)):
+            named = (OTHER_MALIGNANCY,)  # "breast cancer metastatic to liver", or C50.9 beside C78.7
+        return metastasis + named
     return _primary_buckets(resource, found, text)
 
 
@@ -148,7 +152,11 @@ def _metastasis_buckets(resource: dict, found: list[Coding], text: str, has_icd1
         return (LIVER_MET,)
     if codes.EXTRAHEPATIC_METASTASIS.code_matches_any(found):
         return (EXTRAHEPATIC_MET,)
-    sites = metastasis_sites(_texts(resource, found)) if worded and not has_icd10 else ()  # ICD-10 decides
+    sites = metastasis_sites(_texts(resource, found)) if worded else ()
+    if has_icd10:
+        # ICD-10 decides, except that wording naming the liver still counts for the gate (an IMO display
+        # "pancreatic cancer metastatic to liver" on a lone C25.9): the reading that never fails a candidate.
+        sites = tuple(site for site in sites if site == "liver")
     named = [site for site in sites if site not in ("liver", "regional", "unspecified")]
     if "liver" in sites or named:
         return ((LIVER_MET,) if "liver" in sites else ()) + ((EXTRAHEPATIC_MET,) if named else ())
@@ -169,6 +177,7 @@ def _metastasis_buckets(resource: dict, found: list[Coding], text: str, has_icd1
 
 
 _METASTATIC_PANCREATIC = re.compile(codes.METASTATIC_PANCREATIC_PATTERN)
+_OTHER_PRIMARY_NAMED = re.compile(codes.OTHER_PRIMARY_NAMED_PATTERN)
 
 
 def _pancreatic_primary(resource: dict, found: list[Coding], text: str, has_icd10: bool, worded: bool,

@@ -397,6 +397,39 @@ class TestOtherMalignancyRev2:
         assert evidence(evaluation, "other-malignancy") == ["Condition/other"]
         assert status(evaluation, "pdac-diagnosis") == "pass"
 
+    @pytest.mark.parametrize(("display", "liver", "extrahepatic"), [
+        ("Breast cancer metastatic to liver", "pass", "pass"),
+        ("Metastatic prostate adenocarcinoma to bone", "pass", "fail"),
+        ("Colon cancer with liver metastases", "pass", "pass"),
+        ("Metastatic melanoma", "pass", "pass"),
+    ])
+    def test_a_metastasis_whose_wording_names_another_cancer(self, display, liver, extrahepatic):
+        evaluation = evaluate(with_(condition("X-8", "http://example.org/local", display, id="other")))
+        assert status(evaluation, "other-malignancy") == "fail"
+        assert evidence(evaluation, "other-malignancy") == ["Condition/other"]
+        assert status(evaluation, "liver-metastases") == liver  # the baseline's C78.7
+        assert status(evaluation, "extrahepatic-metastases") == extrahepatic
+
+    def test_other_primary_and_metastasis_icd10_codes_on_one_condition(self):
+        one = condition("C50.911", display="Malignant neoplasm of right female breast", id="one")
+        one["code"]["coding"].append(coding("C78.7", ICD10, "Secondary malignant neoplasm of liver"))
+        evaluation = evaluate(with_(one))
+        assert status(evaluation, "other-malignancy") == "fail"
+
+    def test_pancreatic_metastasis_wording_is_not_another_cancer(self):
+        met = condition("X-9", "http://example.org/local", "Lung metastases of pancreatic adenocarcinoma")
+        evaluation = evaluate(with_(met))
+        assert status(evaluation, "other-malignancy") == "pass"
+        assert status(evaluation, "extrahepatic-metastases") == "fail"
+
+    def test_an_imo_display_naming_the_liver_beside_a_lone_c25_counts_for_the_gate(self):
+        pdac = condition("C25.9", display="Pancreatic cancer metastasized to liver (HCC)", id="pdac")
+        evaluation = evaluate(eligible(pdac=pdac, liver_met=None))
+        assert status(evaluation, "pdac-diagnosis") == "pass"
+        assert status(evaluation, "liver-metastases") == "pass"
+        lung = condition("C25.9", display="Pancreatic cancer metastasized to lung (HCC)")
+        assert status(evaluate(with_(lung)), "extrahepatic-metastases") == "pass"  # ICD-10 decides exclusions
+
     def test_a_metastasis_naming_the_pancreas_is_not_another_malignancy(self):
         met = condition("X-7", "http://example.org/local", "Metastasis from malignant tumor of pancreas",
                         body_site=[LIVER])
