@@ -182,6 +182,12 @@ def last_recorded(items: Iterable[Diagnosis]) -> list[tuple[str, str]]:
     return [(label, day(when)) for label, when in newest_by_label.items()]
 
 
+def tentative_reason(items: Iterable[Diagnosis], confirm: str) -> str:
+    """Why an exclusion that only unconfirmed Conditions show asks instead of failing."""
+    labels = "; ".join(dict.fromkeys(f"{d.label} ({d.verification})" for d in items))
+    return f"{labels}, not confirmed: {confirm}"
+
+
 def in_years(days: int) -> str:
     return f"{days // 365} years" if days % 365 == 0 else f"{days} days"
 
@@ -393,9 +399,13 @@ def no_progression_on_chemotherapy(facts: PatientFacts, params: dict[str, Any]) 
 def no_extrahepatic_metastases(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     visit_days = params.get("visit_diagnosis_days", 365)
     active, stale = split_by_activity(facts.extrahepatic_metastases, facts.as_of, visit_days)
-    if active:
-        first = active[0]
+    confirmed = [d for d in active if d.confirmed]
+    if confirmed:
+        first = confirmed[0]
         return Outcome("fail", f"metastasis outside the liver: {first.label} ({why_active(first, visit_days)})",
+                       refs(confirmed))
+    if active:  # only provisional / differential ones: a suspicion asks, it does not exclude
+        return Outcome("unknown", tentative_reason(active, "confirm whether there is a metastasis outside the liver"),
                        refs(active))
     if stale:
         named = "; ".join(f"{label} last recorded {when}" for label, when in last_recorded(stale))
@@ -432,13 +442,17 @@ def no_other_malignancy(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
             blocking.append(d)
         elif state == STALE:
             stale.append(d)
-    if blocking:
-        first = blocking[0]
+    confirmed = [d for d in blocking if d.confirmed]
+    if confirmed:
+        first = confirmed[0]
         if activity(first, facts.as_of, visit_days) == ACTIVE:
             why = why_active(first, visit_days)
         else:
             why = f"diagnosed {day(first.date)}, within {window} days"
-        return Outcome("fail", f"other malignancy: {first.label} ({why})", refs(blocking))
+        return Outcome("fail", f"other malignancy: {first.label} ({why})", refs(confirmed))
+    if blocking:  # only provisional / differential ones
+        return Outcome("unknown", tentative_reason(blocking, "confirm whether there is another malignancy"),
+                       refs(blocking))
     # A history code is enough only when its onset shows the cancer is older than the window.
     history_open = [d for d in facts.malignancy_history
                     if d.onset is None or within(d.onset, facts.as_of, window)]
@@ -510,9 +524,14 @@ def neuropathy_below_grade(facts: PatientFacts, params: dict[str, Any]) -> Outco
     visit_days = params.get("visit_diagnosis_days", 365)
     active, stale = split_by_activity(facts.neuropathies, facts.as_of, visit_days)
     graded = [d for d in active if d.grade is not None]
-    worst = max(graded, key=lambda d: d.grade, default=None)
+    worst = max((d for d in graded if d.confirmed), key=lambda d: d.grade, default=None)
     if worst is not None and worst.grade >= failing:
         return Outcome("fail", f"{worst.label}, grade {worst.grade}", refs(active))
+    tentative = [d for d in graded if d.grade >= failing]  # failing grades only provisional / differential
+    if tentative:
+        return Outcome("unknown", tentative_reason(tentative, f"confirm whether a neuropathy of grade {failing} or "
+                                                              "worse is present"), refs(active))
+    worst = max(graded, key=lambda d: d.grade, default=None)
     if len(graded) < len(active):
         return Outcome("unknown", "peripheral neuropathy without a recorded grade: grade it at screening",
                        refs(active))
@@ -541,13 +560,17 @@ def not_pregnant_or_breastfeeding(facts: PatientFacts, params: dict[str, Any]) -
     if status and status[0].value == "pregnant":
         return Outcome("fail", f"pregnant ({day(status[0].date)})", (status[0].ref,))
     conditions, notes = _current_pregnancy_conditions(facts, condition_days)
-    if conditions:
-        return Outcome("fail", f"pregnancy: {conditions[0].label} ({day(conditions[0].date)})", refs(conditions),
+    confirmed = [d for d in conditions if d.confirmed]
+    if confirmed:
+        return Outcome("fail", f"pregnancy: {confirmed[0].label} ({day(confirmed[0].date)})", refs(confirmed),
                        notes)
     feeding = newest([r for r in facts.breastfeeding if within(r.date, facts.as_of, window)],
                      worst=lambda r: r.value is True)
     if feeding and feeding[0].value is True:
         return Outcome("fail", f"breastfeeding ({day(feeding[0].date)})", (feeding[0].ref,), notes)
+    if conditions:  # only provisional / differential pregnancy Conditions
+        return Outcome("unknown", tentative_reason(conditions, "confirm whether the patient is pregnant"),
+                       refs(conditions), notes)
     evidence = tuple(r.ref for r in (status[:1] + feeding[:1]))
     return Outcome("pass", "not pregnant or breastfeeding as far as recorded", evidence, notes)
 

@@ -551,3 +551,31 @@ def test_an_epic_style_record_of_old_visit_diagnoses_stays_a_candidate():
     assert notes_about(evaluation, "Condition/preg") and notes_about(evaluation, "Condition/sepsis")
     assert evaluation.verdict == "needs-review"
     assert evaluation.asOf == AS_OF.isoformat()
+
+
+# --- provisional Conditions ask, they do not exclude -------------------------------------------
+
+class TestUnconfirmedExclusions:
+    @pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed"])
+    @pytest.mark.parametrize(("resource", "criterion"), [
+        (lambda v: condition("C78.01", verification=v, id="c"), "extrahepatic-metastases"),
+        (lambda v: condition("C50.911", verification=v, id="c"), "other-malignancy"),
+        (lambda v: condition("G62.0", grade=3, verification=v, id="c"), "neuropathy"),
+        (lambda v: condition("Z34.90", onset=30, verification=v, id="c"), "pregnancy"),
+    ], ids=["extrahepatic", "other-malignancy", "neuropathy", "pregnancy"])
+    def test_only_unconfirmed_evidence_asks(self, resource, criterion, verification):
+        evaluation = evaluate(with_(resource(verification)))
+        assert status(evaluation, criterion) == "unknown"
+        assert evidence(evaluation, criterion) == ["Condition/c"]
+        assert f"({verification}), not confirmed" in result(evaluation, criterion).reason
+        assert evaluation.verdict == "needs-review"
+
+    @pytest.mark.parametrize(("resource", "criterion"), [
+        (lambda v: condition("C78.01", verification=v), "extrahepatic-metastases"),
+        (lambda v: condition("C50.911", verification=v), "other-malignancy"),
+        (lambda v: condition("G62.0", grade=3, verification=v), "neuropathy"),
+        (lambda v: condition("Z34.90", onset=30, verification=v), "pregnancy"),
+    ], ids=["extrahepatic", "other-malignancy", "neuropathy", "pregnancy"])
+    def test_confirmed_or_unstated_verification_still_fails(self, resource, criterion):
+        for verification in ("confirmed", None):
+            assert status(evaluate(with_(resource(verification))), criterion) == "fail"
