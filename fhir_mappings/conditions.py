@@ -63,17 +63,34 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
         body_sites=tuple(s for s in sites if s),
         abated=_abatement(resource),
     )
-    cancers = _cancer_buckets(resource, found, text)
-    if UNSITED_MET in cancers:
+    buckets = _buckets(resource, found, text)
+    if UNSITED_MET in buckets:
         record.note(diagnosis.ref, "noted: metastatic disease without a body site counts as neither liver nor "
                                    "extrahepatic")
-    if cancers:
-        for cancer in cancers:
-            yield cancer, (replace(diagnosis, history=True) if cancer == MALIGNANCY_HISTORY else diagnosis)
-        return
-    for bucket, code_set in OTHER_BUCKETS:
-        if code_set.matches(found, text):
-            yield bucket, diagnosis
+    for bucket in buckets:
+        yield bucket, (replace(diagnosis, history=True) if bucket == MALIGNANCY_HISTORY else diagnosis)
+
+
+# What a Condition's code, body site, extensions and profiles make of it, by their written form: EHRs repeat
+# the same diagnosis on visit after visit, and classifying one costs far more than writing its key.
+_BUCKETS_SEEN: dict[str, tuple[str, ...]] = {}
+_BUCKETS_SEEN_MAX = 4096
+
+
+def _buckets(resource: dict, found: list[Coding], text: str) -> tuple[str, ...]:
+    """The fact lists a Condition goes to: cancer buckets, else the first matching other concept."""
+    meta = resource.get("meta")
+    key = repr((resource.get("code"), resource.get("bodySite"), resource.get("extension"),
+                meta.get("profile") if isinstance(meta, dict) else meta))
+    known = _BUCKETS_SEEN.get(key)
+    if known is not None:
+        return known
+    buckets = _cancer_buckets(resource, found, text)
+    if not buckets:
+        buckets = tuple(bucket for bucket, code_set in OTHER_BUCKETS if code_set.matches(found, text))
+    if len(_BUCKETS_SEEN) < _BUCKETS_SEEN_MAX:  # bounded: a few thousand distinct diagnoses at most
+        _BUCKETS_SEEN[key] = buckets
+    return buckets
 
 
 def condition_kind(resource: dict) -> str:
