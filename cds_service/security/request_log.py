@@ -33,6 +33,7 @@ _BEARER = re.compile(r"(?i)\b(bearer|access_token[\"']?\s*[:=]\s*[\"']?)\s*[^\s\
 OUTCOME_BY_STATUS = {
     400: "invalid-request", 401: "unauthenticated", 403: "forbidden-fhir-server", 404: "unknown-service",
     405: "method-not-allowed", 412: "data-unavailable", 413: "body-too-large", 415: "unsupported-media-type",
+    503: "database-unavailable",  # the service's own database (the only 503 the app answers)
 }
 # Extra attributes a log record may carry into the JSON line. Anything else is dropped.
 SAFE_FIELDS = ("hookInstance", "service", "status", "outcome", "verdict", "cards", "timings_ms",

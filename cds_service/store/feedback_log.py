@@ -40,8 +40,6 @@ class FeedbackCallLog:
     def fields(self, service_id: str | None, status: int) -> dict[str, Any]:
         if status < 300:
             outcome = "recorded"
-        elif status == 503:
-            outcome = "database-unavailable"
         else:
             outcome = OUTCOME_BY_STATUS.get(status, "error" if status >= 500 else "rejected")
         summary: dict[str, Any] = {

@@ -187,6 +187,15 @@ def feedback_rows(database_url: str) -> int:
         engine.dispose()
 
 
+def assert_logged_as_unavailable(log: Path) -> None:
+    """The log lines of the failed calls say what happened; none is a 500."""
+    time.sleep(0.3)  # let the workers flush
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line.get("event") in ("hook call", "feedback call")]
+    assert any(line.get("status") == 503 and line.get("outcome") == "database-unavailable" for line in calls)
+    assert not [line for line in calls if line.get("status", 0) >= 500 and line.get("status") != 503]
+
+
 def card_of(answer: Answer) -> dict:
     assert answer.status == 200, (answer.status, answer.body)
     [card] = answer.body["cards"]
@@ -235,6 +244,7 @@ def test_a_deleted_sqlite_file_is_503_never_a_silent_write_and_a_restored_one_se
 
     shutil.copyfile(backup, path)
     prove_recovered(service, bundles, trial, ELIGIBLE)
+    assert_logged_as_unavailable(service.log)
     assert feedback_rows(url) == 2  # the override from before the fault, and the dismiss after it
 
 
@@ -307,6 +317,7 @@ def test_a_stopped_postgresql_is_503_at_once_and_the_same_workers_recover(pg_ser
     finally:
         postgres.start()
     prove_recovered(service, bundles, trial, ELIGIBLE)
+    assert_logged_as_unavailable(service.log)
     assert feedback_rows(url) == 2
 
 
