@@ -15,8 +15,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT / "seeds" / "patients" / "p01-eligible-gem-nabpac.json"
-HEAVY = ("flask", "werkzeug", "sqlalchemy", "gunicorn", "fhirpy", "fhir", "requests", "jwt", "httpx",
-         "aiohttp", "cryptography")
+HEAVY = ("flask", "werkzeug", "sqlalchemy", "alembic", "gunicorn", "fhirpy", "fhir", "requests", "jwt", "httpx",
+         "aiohttp", "cryptography", "pydantic", "pydantic_core", "orjson", "pyspark")
 
 PROBE = """
 import contextlib, io, json, sys
