@@ -35,7 +35,8 @@ def screen_patient(trial: TrialDefinition, as_of: date, key: str, lines: list[by
             continue
         identity = (resource["resourceType"], resource.get("id"))
         if identity[1] is not None and identity in seen:
-            issues.add("duplicate-resource")
+            if identity[0] != "Medication":  # one drug pointed at from several chunks: expected
+                issues.add("duplicate-resource")
             continue
         seen.add(identity)
         resources.append(resource)

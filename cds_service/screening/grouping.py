@@ -97,11 +97,16 @@ def _medication_ref(ref: str | None) -> str | None:
 
 # --- 1. partition -------------------------------------------------------------------------------
 
-class _Writers:
-    """Append-only files opened on first use, in a folder per partition (one file per chunk)."""
+WRITE_BUFFERS_BYTES = 1024 * 1024  # all of one writer's file buffers together
 
-    def __init__(self, root: Path, prefix: str, chunk_name: str) -> None:
+
+class _Writers:
+    """Append-only files opened on first use, in a folder per partition (one file per chunk). The
+    buffers share a fixed budget: a thousand partitions must not mean a thousand large buffers."""
+
+    def __init__(self, root: Path, prefix: str, chunk_name: str, partitions: int) -> None:
         self.root, self.prefix, self.chunk_name = root, prefix, chunk_name
+        self.buffer = max(4096, min(256 * 1024, WRITE_BUFFERS_BYTES // max(1, partitions)))
         self.open_files: dict[int, IO[bytes]] = {}
 
     def write(self, partition: int, key: str, line: bytes) -> None:
@@ -109,7 +114,7 @@ class _Writers:
         if f is None:
             folder = self.root / f"{self.prefix}{partition:04d}"
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            f = self.open_files[partition] = open(folder / self.chunk_name, "wb", buffering=256 * 1024)
+            f = self.open_files[partition] = open(folder / self.chunk_name, "wb", buffering=self.buffer)
         f.write(key.encode("utf-8") + b"\t" + line.rstrip(b"\r\n") + b"\n")
 
     def close(self) -> None:
@@ -121,9 +126,9 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
     """Step 1 for one chunk; returns what could not be used."""
     issues = InputIssues()
     name = f"c{index:06d}.tsv"
-    patients = _Writers(workdir / "parts", "p", name)
-    medications = _Writers(workdir / "meds", "m", name)
-    pointers = _Writers(workdir / "medrefs", "m", name)
+    patients = _Writers(workdir / "parts", "p", name, partitions)
+    medications = _Writers(workdir / "meds", "m", name, partitions)
+    pointers = _Writers(workdir / "medrefs", "m", name, partitions)
     try:
         for where, line in read_chunk(chunk, issues):
             resource = parse_line(line)
@@ -141,6 +146,8 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
                 medications.write(partition_of(to.medication, partitions), to.medication, line)
             elif to.patient:
                 patients.write(partition_of(to.patient, partitions), to.patient, line)
+                # One line per pointer: a patient's second prescription of a drug brings the drug
+                # twice, and screen_patient keeps one (cheaper than remembering pairs here).
                 for ref in to.points_at:
                     pointers.write(partition_of(ref, partitions), ref, to.patient.encode("utf-8"))
             else:
@@ -166,22 +173,27 @@ def _lines(folder: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def join_medications(workdir: Path, index: int, partitions: int) -> InputIssues:
-    """Step 2 for Medication partition ``index``: each Medication to every patient pointing at it."""
+    """Step 2 for Medication partition ``index``: each Medication to every patient pointing at it.
+
+    The partition's Medications are held (a drug catalogue, small), the pointers streamed: a drug
+    prescribed to a million patients costs a million written lines, not a million ids in memory.
+    """
     issues = InputIssues()
-    pointed: dict[str, set[str]] = {}
-    for ref, patient in _lines(workdir / "medrefs" / f"m{index:04d}"):
-        pointed.setdefault(ref, set()).add(patient.decode("utf-8"))
-    joined = _Writers(workdir / "parts", "p", f"j{index:06d}.tsv")
+    medications: dict[str, bytes] = {}
+    for ref, line in _lines(workdir / "meds" / f"m{index:04d}"):
+        medications.setdefault(ref, line)
+    used: set[str] = set()
+    joined = _Writers(workdir / "parts", "p", f"j{index:06d}.tsv", partitions)
     try:
-        for ref, line in _lines(workdir / "meds" / f"m{index:04d}"):
-            patients = pointed.get(ref)
-            if not patients:
-                issues.add("unreferenced-medication")
-                continue
-            for patient in sorted(patients):
-                joined.write(partition_of(patient, partitions), patient, line)
+        for ref, patient in _lines(workdir / "medrefs" / f"m{index:04d}"):
+            line = medications.get(ref)
+            if line is not None:
+                used.add(ref)
+                key = patient.decode("utf-8")
+                joined.write(partition_of(key, partitions), key, line)
     finally:
         joined.close()
+    issues.add("unreferenced-medication", n=len(medications) - len(used))
     return issues
 
 

@@ -34,6 +34,8 @@ class InputIssues:
     listed: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, kind: str, where: str = "", n: int = 1) -> None:
+        if n <= 0:
+            return
         self.counts[kind] += n
         if where and kind in LOSSES:
             items = self.listed.setdefault(kind, [])

@@ -109,8 +109,8 @@ def join_medication(group: tuple[str, Any], accumulator) -> list[tuple[str, tupl
     _ref, records = group
     medications = sorted((r[1], r[2]) for r in records if r[0] == "M")
     patients = sorted({r[1] for r in records if r[0] == "R"})
-    if medications and not patients:
-        accumulator.add(({"unreferenced-medication": len(medications)}, {}))
+    if medications and not patients:  # counted once per Medication reference, as the local join does
+        accumulator.add(({"unreferenced-medication": 1}, {}))
     return [(patient, (MEDICATIONS_LAST + position, line)) for patient in patients for position, line in medications]
 
 
