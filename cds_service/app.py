@@ -14,6 +14,7 @@ Configuration comes from environment variables; ``create_app(config)`` overrides
                                ``PractitionerRole/…``, ``HealthcareService/…``; an active
                                referral to it means "already in the pipeline" (no card)
 ``TRIALCDS_STUDY_TEAM_DISPLAY``   its display in the referral and card                         "<acronym> study team, <site>"
+``TRIALCDS_TIMEZONE``          IANA zone of the site: a hook call's as-of date is today there ``UTC``
 =============================  ==========================================================  ==========
 
 Security seams — two callables in ``app.extensions`` that the security module replaces; every hook
@@ -35,6 +36,7 @@ from typing import Any
 from flask import Flask
 
 from cds_service import store
+from cds_service.asof import site_zone
 from cds_service.seams import install_default_seams
 from cds_service.security.install import install_security
 from cds_service.trials import REPO_ROOT, all_trials
@@ -78,8 +80,11 @@ def load_config(overrides: Mapping[str, Any] | None = None,
         "TRIALCDS_PUBLIC_URL": environ.get("TRIALCDS_PUBLIC_URL") or None,
         "TRIALCDS_STUDY_TEAM_REFERENCE": environ.get("TRIALCDS_STUDY_TEAM_REFERENCE") or None,
         "TRIALCDS_STUDY_TEAM_DISPLAY": environ.get("TRIALCDS_STUDY_TEAM_DISPLAY") or None,
+        # The as-of date of a hook call is today in this IANA zone; an unknown name stops the start.
+        "TRIALCDS_TIMEZONE": environ.get("TRIALCDS_TIMEZONE", "").strip() or "UTC",
     }
     config.update(overrides or {})
+    site_zone(config["TRIALCDS_TIMEZONE"])  # ValueError naming the setting for an unknown zone
     return config
 
 

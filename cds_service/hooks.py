@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from cds_service.seams import AUTHENTICATE, FHIR_POLICY
+from cds_service.asof import site_today
 from cds_service.cards import StudyTeam, card_for
 from cds_service.criteria import TrialDefinition, evaluate_resources
 from cds_service.errors import AuthenticationFailed, InvalidRequest, ServiceError, UnknownService, operation_outcome
@@ -89,7 +90,8 @@ def hook_call(service_id: str) -> Response:
     if hook_log.suppressed:
         return json_response(CardsResponse(cards=[]).to_json())
     with hook_log.timed("evaluate"):
-        evaluation = evaluate_resources(trial, record.resources, now.date(), patient_id=patient_id,
+        as_of = site_today(current_app.config.get("TRIALCDS_TIMEZONE"), now)  # today where the site is
+        evaluation = evaluate_resources(trial, record.resources, as_of, patient_id=patient_id,
                                         notes=record.notes)
         card = card_for(evaluation, trial, patient_id, now, study_team=study_team)
     hook_log.verdict, hook_log.cards = evaluation.verdict, int(card is not None)
