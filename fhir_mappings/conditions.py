@@ -78,7 +78,7 @@ _BUCKETS_SEEN_MAX = 4096
 
 
 def _buckets(resource: dict, found: list[Coding], text: str) -> tuple[str, ...]:
-    """The fact lists a Condition goes to: cancer buckets, else the first matching other concept."""
+    """The fact lists a Condition goes to: its cancer buckets, else every other concept it matches."""
     meta = resource.get("meta")
     key = repr((resource.get("code"), resource.get("bodySite"), resource.get("extension"),
                 meta.get("profile") if isinstance(meta, dict) else meta))
@@ -103,9 +103,13 @@ def condition_kind(resource: dict) -> str:
     if codes.ENCOUNTER_DIAGNOSIS_PROFILE in _profiles(resource):
         return ENCOUNTER_DIAGNOSIS
     try:
-        categories = concepts(resource, "category")
+        return _kind_from_categories(resource)
     except MalformedResource:
         return OTHER_KIND  # a broken category must not lose the Condition; read it the cautious way
+
+
+def _kind_from_categories(resource: dict) -> str:
+    categories = concepts(resource, "category")
     if not categories:
         return PROBLEM_LIST
     problem_list = False

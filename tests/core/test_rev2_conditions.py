@@ -244,9 +244,10 @@ class TestLiverMetastasesRev2:
         other = condition("X-4", "http://example.org/local", "Secondary malignant neoplasm of pancreas")
         assert status(evaluate(eligible(pdac=other)), "pdac-diagnosis") == "fail"
 
-    def test_a_malformed_category_keeps_the_condition_read_cautiously(self):
-        pdac = visit_dx("C25.0", recorded=3000, category="encounter-diagnosis", id="pdac")
-        infection = visit_dx("A41.9", recorded=200, category="encounter-diagnosis")
+    @pytest.mark.parametrize("broken", ["encounter-diagnosis", [{"coding": "encounter-diagnosis"}], ["x"]])
+    def test_a_malformed_category_keeps_the_condition_read_cautiously(self, broken):
+        pdac = visit_dx("C25.0", recorded=3000, category=broken, id="pdac")
+        infection = visit_dx("A41.9", recorded=200, category=broken)
         evaluation = evaluate(with_(infection, pdac=pdac))
         assert status(evaluation, "pdac-diagnosis") == "pass"
         assert status(evaluation, "active-infection") == "pass"  # read like a visit diagnosis: stale
