@@ -66,7 +66,7 @@ def _tiles(counts: dict[str, Any]) -> str:
 def bar_chart(css_id: str, title: str, bars: list[tuple[str, int]], with_share: bool = False) -> str:
     """A horizontal bar chart as inline SVG: label on the left, bar scaled to the largest value, count
     (and, in the funnel, the share of the step before) at the end of the bar."""
-    label_w, bar_w, row_h, pad = 380, 330, 26, 6
+    label_w, bar_w, row_h, pad = 420, 330, 26, 6
     top = max((n for _, n in bars), default=0) or 1
     rows = []
     for i, (label, n) in enumerate(bars):
@@ -75,7 +75,7 @@ def bar_chart(css_id: str, title: str, bars: list[tuple[str, int]], with_share: 
         share = ""
         if with_share and i > 0 and bars[i - 1][1]:
             share = f" ({100 * n / bars[i - 1][1]:.0f} %)"
-        text = label if len(label) <= 58 else label[:57] + "…"
+        text = label if len(label) <= 56 else label[:55] + "…"
         rows.append(
             f'<g class="bar" data-count="{n}"><title>{e(label)}: {n:,}</title>'
             f'<text x="{label_w - 8}" y="{y + row_h / 2 + 4:.0f}" text-anchor="end" class="label">{e(text)}</text>'
@@ -109,7 +109,7 @@ def _patient(rank: int, c: dict[str, Any], trial: TrialDefinition) -> str:
         f'<td>{e(x["label"])}{"" if x["automated"] else " <span class=muted>(review)</span>"}</td><td>{e(x["reason"])}</td></tr>'
         for x in evaluation["criteria"])
     return (f'<tbody class="patient" data-verdict="{e(c["verdict"])}" data-new="{"true" if c.get("new") else "false"}">'
-            f'<tr class="main"><td>{rank}</td><td><div class="who">{who} {new}</div>{mrn}<div class="muted">{e(c["patient"])}</div></td>'
+            f'<tr class="main"><td>{rank}</td><td><div class="who">{who} {new}</div>{mrn}<div class="muted ref">{e(c["patient"])}</div></td>'
             f'<td><span class="badge {e(c["verdict"])}">{VERDICT_TEXT.get(c["verdict"], e(c["verdict"]))}</span></td>'
             f'<td class="num">{c["openItems"]}</td><td><ul class="facts">{fact_items}</ul></td>'
             f'<td class="noprint"><button type="button" class="toggle" aria-expanded="false" aria-controls="{detail_id}">Criteria</button></td></tr>'
@@ -140,7 +140,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .tile.likely-eligible .n { color:var(--ok); } .tile.needs-review .n { color:var(--rev); } .tile.not-eligible .n { color:var(--no); }
 .chart { max-width: 860px; display:block; } .chart rect { fill: var(--bar); }
 #exclusion-chart rect { fill: #b0524a; }
-.chart text { font: 12px system-ui, sans-serif; fill: var(--ink); } .chart .value { fill: var(--muted); }
+.chart text { font: 11.5px system-ui, sans-serif; fill: var(--ink); } .chart .value { fill: var(--muted); }
 .controls { display:flex; gap:8px; align-items:center; flex-wrap:wrap; margin:8px 0 12px; }
 .controls label { border:1px solid var(--line); border-radius:14px; padding:2px 10px; cursor:pointer; }
 table { border-collapse: collapse; width: 100%; }
