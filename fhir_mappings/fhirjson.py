@@ -268,10 +268,16 @@ def observed_number(element: dict, names: tuple[str, ...] = (), what: str = "val
     elif "valueCodeableConcept" in element:
         concept = as_dict(element["valueCodeableConcept"], "valueCodeableConcept")
         text = concept.get("text")
-        if text is None:
-            return None
+        if text is None:  # a coded answer we do not know: its one display may still be "1" or "ECOG 1"
+            displays = [c.display for c in codings(concept, "valueCodeableConcept") if c.display]
+            text = displays[0] if len(displays) == 1 else None
+            if text is None:
+                raise NotUsable(f"unreadable value (a coded answer, {what}: one number expected)")
         if not isinstance(text, str):
             raise MalformedResource("valueCodeableConcept.text should be a string")
+    elif has_value(element):  # valueBoolean, valueRange …: legal FHIR, but not one number
+        kind = next(key for key in VALUE_ELEMENTS if key in element)
+        raise NotUsable(f"unreadable value ({kind}; {what}: one number expected)")
     if text is None:
         return None
     found = number_in_text(text, names)

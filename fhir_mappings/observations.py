@@ -112,7 +112,7 @@ def _read_performance(resource: dict) -> Iterator[Reading]:
     elif scale == "karnofsky":
         measured = observed_number(resource, codes.KARNOFSKY_TEXT_NAMES, "Karnofsky score")
         if measured is None:
-            raise MalformedResource("Karnofsky observation without a value")
+            raise NotUsable("no value (a Karnofsky score without one)")
         score, unit = measured
         if unit not in ("", "%", "{score}", "score") or not 0 <= score <= 100:
             raise NotUsable(f"unreadable value: Karnofsky {score:g}{unit} (0–100 % expected)")
@@ -139,7 +139,7 @@ def _ecog_grade(resource: dict) -> int:
             return int(coding.code)
     measured = observed_number(resource, codes.ECOG_TEXT_NAMES, "ECOG grade")
     if measured is None:
-        raise MalformedResource("ECOG observation without a value")
+        raise NotUsable("no value (an ECOG observation without one)")
     number, _unit = measured
     if not 0 <= number <= 5 or number != int(number):
         raise NotUsable(f"unreadable value: ECOG {number:g} is not a grade 0–5")
@@ -167,11 +167,11 @@ def _read_lesion(resource: dict, record: PatientRecord, liver_conditions: set[st
             if codes.LONGEST_DIAMETER in {(c.system, c.code) for c in codings(component.get("code"), "component")}:
                 measured = observed_number(component, SIZE_TEXT_NAMES, "longest dimension")
         if measured is None:
-            raise MalformedResource("tumour size without a longest-dimension (33728-7) value")
+            raise NotUsable("no value (a tumour size without a longest-dimension 33728-7 component)")
     elif codes.LONGEST_DIAMETER in found:
         measured = observed_number(resource, SIZE_TEXT_NAMES, "longest dimension")
         if measured is None:
-            raise MalformedResource("longest dimension without a value")
+            raise NotUsable("no value (a longest dimension without one)")
     else:
         return
     lesion = _liver_lesion_key(resource, record, liver_conditions)
@@ -234,7 +234,7 @@ def _read_ca19_9(resource: dict, record: PatientRecord) -> Iterator[Reading]:
         return
     measured = observed_number(resource, codes.CA19_9_TEXT_NAMES, "CA 19-9")
     if measured is None:
-        raise MalformedResource("CA 19-9 without a numeric value")
+        raise NotUsable("no value (a CA 19-9 result without one)")
     value, unit = measured
     if unit and unit.lower() not in codes.CA19_9_UNITS:
         record.note(ref_of(resource), f"skipped: CA 19-9 in unit {unit!r} (U/mL expected)")
@@ -304,7 +304,7 @@ def _read_pregnancy_status(resource: dict) -> Iterator[Reading]:
             status = codes.PREGNANCY_STATUS_VALUES[coding.code]
             yield Reading(ref_of(resource), effective_date(resource), status, f"pregnancy status: {status}")
             return
-    raise MalformedResource("pregnancy status without a recognised value")
+    raise NotUsable("unreadable value (pregnancy status not pregnant / pregnant / unknown)")
 
 
 def read_breastfeeding(record: PatientRecord) -> list[Reading]:
@@ -326,7 +326,7 @@ def _read_breastfeeding(resource: dict) -> Iterator[Reading]:
     elif words:
         feeding = ("breast" in words or "lactat" in words) and not re.search(r"\bnot\b|\bno\b|stopped", words)
     else:
-        raise MalformedResource("breastfeeding status without a value")
+        raise NotUsable("no value (a breastfeeding status without one)")
     yield Reading(ref_of(resource), effective_date(resource), feeding,
                   "breastfeeding" if feeding else "not breastfeeding")
 

@@ -115,6 +115,19 @@ class TestPerformanceStatusShapes:
         assert found and "no value (dataAbsentReason: not-performed)" in found[0]
         assert "malformed" not in notes(evaluation)
 
+    @pytest.mark.parametrize(("value", "expected_note"), [
+        ({}, "no value"), ({"valueBoolean": True}, "unreadable value"),
+        ({"valueCodeableConcept": {"coding": [coding("E9", EPIC_FLOWSHEET)]}}, "unreadable value")])
+    def test_legal_fhir_without_a_usable_number_is_never_malformed(self, value, expected_note):
+        evaluation = evaluate(eligible(ecog=performance(**value)))
+        assert status(evaluation, "ecog") == "unknown"
+        found = notes_about(evaluation, "Observation/ps")
+        assert found and expected_note in found[0] and "malformed" not in found[0]
+
+    def test_a_local_coded_answer_read_by_its_one_display(self):
+        answer = {"coding": [coding("E1", EPIC_FLOWSHEET, "ECOG 1")]}
+        assert status(evaluate(eligible(ecog=performance(valueCodeableConcept=answer))), "ecog") == "pass"
+
     def test_data_absent_reason_does_not_hide_an_older_reading(self):
         older = ecog(1, 20, id="older")
         evaluation = evaluate(eligible(ecog=[older, performance(on=5, dataAbsentReason=cc("asked-declined", DAR))]))
