@@ -403,22 +403,29 @@ def read_body(response: requests.Response, deadline: float, max_bytes: int) -> b
     else:
         raise InvalidResponse(f"unsupported Content-Encoding {encoding[:20]!r}")
     body = bytearray()
-    for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
-        if time.monotonic() > deadline:
-            raise DeadlinePassed("deadline passed")
-        while chunk:
-            room = max_bytes + 1 - len(body)
-            if inflate is None:
-                body += chunk[:room]
-                chunk = b""
-            else:
-                try:
-                    body += inflate.decompress(chunk, room)
-                except zlib.error:
-                    raise InvalidResponse("the answer's compression is broken") from None
-                chunk = inflate.unconsumed_tail
-            if len(body) > max_bytes:
-                raise ResponseTooLarge()
+    try:
+        for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
+            if time.monotonic() > deadline:
+                raise DeadlinePassed("deadline passed")
+            while chunk:
+                room = max_bytes + 1 - len(body)
+                if inflate is None:
+                    body += chunk[:room]
+                    chunk = b""
+                else:
+                    try:
+                        body += inflate.decompress(chunk, room)
+                    except zlib.error:
+                        raise InvalidResponse("the answer's compression is broken") from None
+                    chunk = inflate.unconsumed_tail
+                if len(body) > max_bytes:
+                    raise ResponseTooLarge()
+    except BaseException:
+        # The exception's traceback keeps this frame alive until the cyclic GC runs: free the
+        # megabytes now, not whenever that is.
+        body.clear()
+        inflate = None
+        raise
     return bytes(body)
 
 
