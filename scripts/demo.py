@@ -3,7 +3,9 @@
 1. start the local HAPI FHIR server (scripts/fhir-up.sh) and load the seed patients into it;
 2. start `trialcds serve --dev` in the background;
 3. fire `patient-view` for every seed patient WITHOUT prefetch (the service fetches from HAPI);
-4. print patient, verdict and card summary, and leave the service running with curl examples.
+4. print patient, verdict and card summary, and leave the service running with curl examples;
+5. screen the whole HAPI server through FHIR Bulk Data export (`trialcds screen --fhir-server`) and
+   print the screening funnel and the path of report.html (var/demo-screen/).
 
 Where Java or Maven is missing, HAPI cannot run: the demo says so and sends each request with the
 prefetch an EHR would have sent, built from the seed bundles.
@@ -130,7 +132,22 @@ def main() -> int:
     print_table(rows)
     print(f"\n{agree}/{len(rows)} verdicts as recorded in seeds/expected.json (as of {today.isoformat()}).")
     print_try_it(trial.service.id, fhir_base, next(iter(bundles.values())))
-    return 0 if agree == len(rows) else 1
+    screened = screen_population(fhir_base, today)
+    return 0 if agree == len(rows) and screened else 1
+
+
+def screen_population(fhir_base: str | None, today) -> bool:
+    """The research coordinator's view: every patient on the server, screened through Bulk export."""
+    if not fhir_base:
+        print("\nNo local HAPI FHIR server: skipping the population screen (trialcds screen --fhir-server).")
+        return True
+    out = VAR / "demo-screen"
+    print(f"\nScreening every patient on {fhir_base} through FHIR Bulk Data export "
+          f"(trialcds screen --fhir-server {fhir_base} --out {out.relative_to(ROOT)}) …", flush=True)
+    done = subprocess.run([str(BIN / "trialcds"), "screen", "--fhir-server", fhir_base, "--out", str(out),
+                           "--as-of", today.isoformat(), "--quiet"])
+    # 1: the outputs are written but the server holds records the screen had to skip (summary.json)
+    return done.returncode in (0, 1)
 
 
 def print_table(rows: list[tuple[str, str, str]]) -> None:
