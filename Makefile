@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-down bench serve fhir-up fhir-down clean
+.PHONY: setup test demo demo-down bench bench-screen serve fhir-up fhir-down clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,12 @@ $(BENCH_VENV)/.installed: bench/requirements-peer.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peer.txt
 	touch $@
+
+# trialcds screen on 1 000, 10 000 and 100 000 patients (Synthea background + seed PDAC patients,
+# replicated; cached in .cache/population): local engine with 1 and 2 workers and Spark on local[2]
+# next to the orjson parse-only floor; docs/performance.md. BENCH_SCREEN_ARGS: e.g. --sizes 1000,10000.
+bench-screen: $(STAMP)
+	$(PY) bench/screen.py $(BENCH_SCREEN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis var
