@@ -42,7 +42,17 @@ def _read_study(resource: dict) -> Iterator[ImagingDone]:
     for series in as_list(resource.get("series"), "series"):
         modalities += [c.code.upper() for c in _modality_codings(as_dict(series, "series").get("modality"),
                                                                  "series.modality")]
-    yield ImagingDone(ref_of(resource), parse_date(resource.get("started")), tuple(dict.fromkeys(modalities)))
+    yield ImagingDone(ref_of(resource), _study_date(resource), tuple(dict.fromkeys(modalities)))
+
+
+def _study_date(resource: dict):
+    """``started``, else the earliest ``series.started`` (some PACS bridges date only the series)."""
+    started = parse_date(resource.get("started"))
+    if started is not None:
+        return started
+    series_dates = [parse_date(as_dict(series, "series").get("started"))
+                    for series in as_list(resource.get("series"), "series")]
+    return min((d for d in series_dates if d is not None), default=None)
 
 
 def _modality_codings(value, where: str) -> list[Coding]:
@@ -104,7 +114,8 @@ def _read_procedure(resource: dict) -> Iterator[ImagingDone]:
                                           if c.system == codes.CPT else ())]
     if curated:
         modalities = tuple(m for m in ("CT", "MR", "PT") if m in curated)
-    elif _is_imaging_code(found) and not _GUIDED.search(concept_text(code)):
+    elif (_is_imaging_code(found) or not found) and not _GUIDED.search(concept_text(code)):
+        # A standard code's display, or a free-text procedure ("CT chest abdomen pelvis"), naming the study.
         modalities = modalities_named([], concept_text(code))
     else:
         return
@@ -114,8 +125,7 @@ def _read_procedure(resource: dict) -> Iterator[ImagingDone]:
 
 def _is_imaging_code(found: list[Coding]) -> bool:
     """A CPT code in the radiology section (70010–79999), or a SNOMED / LOINC code: their displays are
-    trusted to name the study; a free-text procedure is not read as imaging (an "abdominal CT-guided
-    drain" is a drain)."""
+    trusted to name the study (a local code's display is not: it may name anything)."""
     low, high = codes.CPT_RADIOLOGY_RANGE
     for coding in found:
         if coding.system == codes.CPT and coding.code.isdigit() and low <= int(coding.code) <= high:

@@ -250,6 +250,20 @@ class TestStagingImaging:
         done = procedure("74177", "CT abdomen and pelvis", 20, system=CPT, status="in-progress")
         assert status(evaluate(eligible(imaging=done)), "extrahepatic-metastases") == "unknown"
 
+    def test_free_text_procedure_naming_a_ct(self):
+        done = procedure(None, "CT chest abdomen pelvis with contrast", 20)
+        assert status(evaluate(eligible(imaging=done)), "extrahepatic-metastases") == "pass"
+
+    @pytest.mark.parametrize(("days", "expected"), [(60, "pass"), (61, "unknown")])
+    def test_imaging_study_dated_by_its_series_only(self, days, expected):
+        study = imaging_study("CT", None) | {"series": [{"uid": "1", "modality": coding("CT", "http://dicom.nema.org/resources/ontology/DCM"),
+                                                       "started": when(days) + "T10:00:00+01:00"}]}
+        assert status(evaluate(eligible(imaging=study)), "extrahepatic-metastases") == expected
+
+    @pytest.mark.parametrize("display", ["CT guided biopsy of liver", "CT-guided drainage of abscess"])
+    def test_free_text_guided_procedures_are_not_staging_imaging(self, display):
+        assert status(evaluate(eligible(imaging=procedure(None, display, 20))), "extrahepatic-metastases") == "unknown"
+
     def test_a_ct_guided_biopsy_is_not_staging_imaging(self):
         done = procedure("432231006", "CT guided biopsy of liver", 20)
         assert status(evaluate(eligible(imaging=done)), "extrahepatic-metastases") == "unknown"
