@@ -8,17 +8,23 @@ has a 2 s fetch deadline so that the whole module stays short.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import tracemalloc
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
+import requests
 
 from cds_service.app import create_app
 from cds_service.seeding import anchor_date, rebase_bundle, seed_bundles
 from cds_service.trials import get_trial
+from tests.integration.conftest import fhir_base_url  # noqa: F401 — the real HAPI, a session fixture
+from tests.serve_process import running_serve
 from tests.service.fhir_server import FhirTestServer
 from tests.service.helpers import FEEDBACK_URL, SERVICE_URL, hook_request, is_operation_outcome
 
@@ -206,3 +212,49 @@ def test_many_hook_calls_after_a_trickling_server_all_succeed(app, bundles, tria
     assert [status for status, _, _ in results] == [200] * 10
     assert max(seconds for _, _, seconds in results) < NORMAL_S
     assert threading.active_count() < 200  # no thread pile-up
+
+
+# --- a real worker process: memory, and the real HAPI afterwards ------------------------------------------
+
+def worker_rss_mib(master_pid: int) -> list[float]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    sizes = []
+    for child in children:
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_worker_memory_stays_bounded_and_hapi_is_served_after_huge_pages_and_gzip_bombs(tmp_path, fhir_base_url):
+    """Issue 11, failure 5: 10 MB pages left a worker at ~600 MB and a gzip bomb cost ~1 GB per call."""
+    patient = f"rel-{uuid.uuid4().hex[:12]}"
+    put = requests.put(f"{fhir_base_url}/Patient/{patient}", timeout=30,
+                       json={"resourceType": "Patient", "id": patient, "birthDate": "1960-01-01", "gender": "female"})
+    assert put.status_code in (200, 201), put.text[:300]
+    env = {**os.environ, "TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite'}"}
+    env.pop("TRIALCDS_DEV", None)
+
+    def call(base: str, fhir_server: str, patient_id: str = "rss-test") -> requests.Response:
+        body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "fhirServer": fhir_server,
+                "context": {"userId": "Practitioner/rel", "patientId": patient_id}}
+        return requests.post(base + SERVICE_URL, json=body, timeout=30)
+
+    with running_serve(["--dev", "--workers", "1"], env, tmp_path / "serve.log") as (base, process):
+        assert call(base, fhir_base_url, patient).status_code == 200  # warm: the worker's pools exist
+        [start] = worker_rss_mib(process.pid)
+        for mode in ("huge", "gzip_bomb"):
+            with FaultServer(mode) as server:
+                for _ in range(5):
+                    started = time.monotonic()
+                    response = call(base, server.base_url)
+                    assert response.status_code == 412, response.text[:300]
+                    assert "response too large" in response.text
+                    assert time.monotonic() - started < 3.0
+        [after] = worker_rss_mib(process.pid)
+        # The real HAPI, right after: answered normally (an empty chart: no card, but a 200).
+        response = call(base, fhir_base_url, patient)
+        assert response.status_code == 200 and response.json() == {"cards": []}, response.text[:300]
+    assert after - start < 60, f"worker RSS grew from {start:.0f} to {after:.0f} MiB"
