@@ -70,6 +70,20 @@ def test_a_very_long_word_gets_break_chances_and_a_long_text_is_cut():
 
 # --- a whole card from a poisoned record ------------------------------------------------------------------
 
+def expected_tags(evaluation: dict) -> list[str]:
+    """The elements the card's own template makes for this evaluation: the contract's sections as
+    bold paragraphs with lists, the closing "Met" line and the italic data-notes line. Anything
+    beyond these came from the record."""
+    criteria = evaluation["criteria"]
+    open_items = sum(1 for c in criteria if c["automated"] and c["status"] == "unknown")
+    review = sum(1 for c in criteria if not c["automated"] and c["status"] != "fail")
+    tags = ["p", "strong"]
+    for items in ([open_items] if open_items else []) + [max(review, 1), max(len(evaluation["facts"]), 1)]:
+        tags += ["p", "strong", "ul"] + ["li"] * items
+    tags += ["p", "strong"]
+    return tags + (["p", "em"] if evaluation.get("notes") else [])
+
+
 @pytest.mark.parametrize("renderer", sorted(RENDERERS))
 def test_hostile_record_text_cannot_add_markup_to_any_candidate_card(seeds, candidate_slugs, renderer):
     render_html = RENDERERS[renderer]
@@ -77,6 +91,7 @@ def test_hostile_record_text_cannot_add_markup_to_any_candidate_card(seeds, cand
         clean = card_of(seeds[slug], notes=("an ordinary note",))
         assert clean is not None, slug
         clean_tags = [tag for tag, _ in structure(render_html(clean.detail)).tags]
+        assert clean_tags == expected_tags(clean.extension["trialcds.eligibility"]), slug
         for name, payload in PAYLOADS.items():
             card = card_of(poisoned(seeds[slug], payload), notes=(payload,))
             assert card is not None, (slug, name)
@@ -85,8 +100,8 @@ def test_hostile_record_text_cannot_add_markup_to_any_candidate_card(seeds, cand
             tags = [tag for tag, _ in found.tags]
             assert not FORBIDDEN_TAGS & set(tags), (slug, name, html)
             assert all(not attrs for _, attrs in found.tags), (slug, name, html)  # no href, src, on* …
-            # The same elements as the clean record's card: the record added no emphasis, item or row.
-            assert tags == clean_tags, (slug, name, html)
+            # Only the elements the template makes for this evaluation: no emphasis, item or row from the record.
+            assert tags == expected_tags(card.extension["trialcds.eligibility"]), (slug, name, html)
             assert "|" not in card.summary and "<" not in card.summary  # the summary holds our words only
 
 
