@@ -55,6 +55,10 @@ def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[st
         if matched and name == "immunosuppressants" and local:
             record.note(ref_of(resource), f"not counted as immunosuppression: {', '.join(matched)} for local use "
                                           f"({local}) does not suppress the immune system")
+        if matched and not medicine_codings and "medicationReference" in resource \
+                and record.resolve(reference(resource["medicationReference"]), container=resource) is None:
+            record.note(ref_of(resource), f"noted: read as {', '.join(matched)} from the reference's display only "
+                                          "(the Medication is not in the record)")
         if matched:
             yield name, MedicationUse(
                 ref=ref_of(resource),
@@ -96,11 +100,12 @@ def local_use(resource: dict, product_text: str, form_text: str) -> str | None:
     counts as systemic: the safe reading for an exclusion is that the drug reaches the blood)."""
     routes = _routes(resource)
     for route in routes:
-        if any(c.code in codes.LOCAL_ROUTE_CODES for c in codings(route, "route")):
-            return concept_text(route) or "local route"
+        coded = next((c for c in codings(route, "route") if c.code in codes.LOCAL_ROUTE_CODES), None)
+        if coded is not None:
+            return str(route.get("text") or coded.display or coded.code)
         words = concept_text(route)
         if _LOCAL.search(words) and not _NOT_LOCAL.search(words):
-            return words
+            return str(route.get("text") or next((c.display for c in codings(route, "route") if c.display), words))
     if routes:
         return None  # a route is given and it is not local (oral, intravenous …)
     for words in (form_text, product_text):
@@ -132,8 +137,11 @@ def _medicine(resource: dict, record: PatientRecord) -> tuple[list[Coding], str,
     medication = record.resolve(ref, container=resource)
     if medication is None:
         display = str(as_dict(resource.get("medicationReference"), "medicationReference").get("display") or "")
-        if ref:
-            record.note(ref_of(resource), f"noted: medication {ref} not available; read its display only")
+        if ref and not display:
+            # Nothing names the medicine at all. (One read from its display is noted only when it matters:
+            # below, when the display names a drug the trial looks for — Epic sends every order this way.)
+            record.note(ref_of(resource), f"not used: medication {ref} is not in the record and the reference "
+                                          "has no display")
         return [], display.lower(), ""
     found = codings(medication.get("code"), "Medication.code")
     words = [concept_text(medication.get("code"))]
