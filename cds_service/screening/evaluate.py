@@ -14,6 +14,7 @@ from typing import Any
 
 from cds_service.criteria import evaluate_resources
 from cds_service.criteria.models import TrialDefinition
+from cds_service.screening.grouping import SHARED_TYPES
 from cds_service.screening.inputs import parse_line, read_bundle
 from cds_service.screening.issues import InputIssues
 from cds_service.screening.reads import TrialReads
@@ -35,7 +36,7 @@ def screen_patient(trial: TrialDefinition, as_of: date, key: str, lines: list[by
             continue
         identity = (resource["resourceType"], resource.get("id"))
         if identity[1] is not None and identity in seen:
-            if identity[0] != "Medication":  # one drug pointed at from several chunks: expected
+            if identity[0] not in SHARED_TYPES:  # one drug pointed at by several records: expected
                 issues.add("duplicate-resource")
             continue
         seen.add(identity)

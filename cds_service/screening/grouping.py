@@ -5,10 +5,12 @@ Three steps, each a function a worker process (or a Spark executor) can run on i
 1. ``partition_chunk``: each line of a chunk of the input is parsed once, kept only if the trial reads
    it (``reads.TrialReads``), and appended — as ``patient-id TAB original-line`` — to one of N
    partition files chosen by a stable hash of the patient id (crc32, the same in every process).
-   A Medication names no patient: it goes to a Medication partition keyed by its reference, and each
-   resource that points at a Medication leaves a ``Medication/id TAB patient-id`` line beside it.
-2. ``join_medications``: per Medication partition, the references (small: one line per pointer) are
-   loaded and every Medication is copied into the partition of each patient that points at it.
+   A Medication (or a ResearchStudy: ``SHARED_TYPES``) names no patient: it goes to a shared
+   partition keyed by its reference, and each resource that points at one leaves a
+   ``Medication/id TAB patient-id`` line beside it.
+2. ``join_medications``: per shared partition, its Medications are held (a drug catalogue, small)
+   and the pointer lines streamed: each Medication is copied into the partition of each patient
+   that points at it.
 3. ``patients_of_partition``: one partition is read into memory and split by patient, sorted by id.
 
 Memory is bounded by one partition (the input size / N, N grows with the input) plus one patient,
@@ -29,8 +31,13 @@ from cds_service.screening.reads import TrialReads
 
 PARTITION_BYTES = 48 * 1024 * 1024  # input bytes per partition (most of the input is not read by the trial)
 MAX_PARTITIONS = 1024
-SUBJECT_ELEMENTS = ("subject", "patient")
-MEDICATION_ELEMENTS = ("medicationReference",)
+# Where a resource names its patient (ResearchSubject: ``individual``, what its ``patient`` search reads).
+SUBJECT_ELEMENTS = ("subject", "patient", "individual")
+# Resources that name no patient, read through the references pointing at them (what the prefetch's
+# ``_include=…:medication`` and ``_include=ResearchSubject:study`` bring): type → the elements of
+# other resources that point at one.
+SHARED_TYPES = {"Medication": ("medicationReference",), "ResearchStudy": ("study",)}
+POINTER_ELEMENTS = tuple(dict.fromkeys(e for elements in SHARED_TYPES.values() for e in elements))
 
 
 def partition_count(input_bytes: int, workers: int) -> int:
@@ -44,11 +51,13 @@ def partition_of(key: str, partitions: int) -> int:
 
 @dataclass(frozen=True)
 class Route:
-    """Where a resource goes: to a patient, or (a Medication) to those who point at it."""
+    """Where a resource goes: to a patient, or (a shared resource) to those who point at it."""
 
     patient: str | None
-    medication: str | None = None  # "Medication/id" when the resource is a Medication
-    points_at: tuple[str, ...] = ()  # "Medication/id" references this resource holds
+    # "Type/id" when the resource is one of SHARED_TYPES (a Medication, a ResearchStudy): it names no
+    # patient and goes to every patient whose resources point at it. (The name predates ResearchStudy.)
+    medication: str | None = None
+    points_at: tuple[str, ...] = ()  # "Type/id" references to SHARED_TYPES this resource holds
 
 
 def route(resource: dict) -> Route:
@@ -56,14 +65,14 @@ def route(resource: dict) -> Route:
     rid = resource.get("id")
     if rtype == "Patient":
         return Route(rid if isinstance(rid, str) and rid else None)
-    if rtype == "Medication":
-        return Route(None, f"Medication/{rid}" if isinstance(rid, str) and rid else None)
+    if rtype in SHARED_TYPES:
+        return Route(None, f"{rtype}/{rid}" if isinstance(rid, str) and rid and "\t" not in rid else None)
     patient = None
     for element in SUBJECT_ELEMENTS:
         patient = patient_id_of(_reference(resource.get(element)))
         if patient:
             break
-    pointers = tuple(ref for ref in (_medication_ref(_reference(resource.get(e))) for e in MEDICATION_ELEMENTS) if ref)
+    pointers = tuple(ref for ref in (_shared_ref(_reference(resource.get(e))) for e in POINTER_ELEMENTS) if ref)
     return Route(patient, None, pointers)
 
 
@@ -90,9 +99,9 @@ def patient_id_of(ref: str | None) -> str | None:
     return found[1] if found and found[0] == "Patient" and "\t" not in found[1] else None
 
 
-def _medication_ref(ref: str | None) -> str | None:
+def _shared_ref(ref: str | None) -> str | None:
     found = _type_and_id(ref)
-    return f"Medication/{found[1]}" if found and found[0] == "Medication" and "\t" not in found[1] else None
+    return f"{found[0]}/{found[1]}" if found and found[0] in SHARED_TYPES and "\t" not in found[1] else None
 
 
 # --- 1. partition -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ LOSSES = {
 # Expected and harmless: types or codes the trial does not read, a Medication nobody points at.
 INFO = {
     "not-read-by-trial": "resources of a type or code the trial does not read",
-    "unreferenced-medication": "a Medication no read resource points at",
+    "unreferenced-medication": "a Medication or ResearchStudy no read resource points at",
     "duplicate-resource": "the same resource twice for one patient (the first kept)",
 }
 

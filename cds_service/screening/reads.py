@@ -17,7 +17,8 @@ from cds_service.criteria.models import TrialDefinition
 # follow it to BodyStructures (fhir_mappings/observations.py: the lesion measured) and Conditions
 # (read whole anyway). A Medication names no patient (grouping joins it through the pointers); a
 # BodyStructure names its patient, so all of a patient's BodyStructures are read.
-INCLUDED_TYPES = {"medication": ("Medication",), "focus": ("BodyStructure",)}
+# ``ResearchSubject:study`` the ResearchStudy a subject record names (no patient either).
+INCLUDED_TYPES = {"medication": ("Medication",), "focus": ("BodyStructure",), "study": ("ResearchStudy",)}
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,30 @@ def test_two_inputs_at_once_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         screen("--ndjson", tmp_path, "--bundles", tmp_path, "--out", tmp_path / "out")
     assert exc.value.code == 2
+
+
+def test_a_research_study_is_joined_like_a_medication(as_of, tmp_path):
+    """ResearchSubject names its patient in ``individual`` and its study by reference; the study (no
+    patient) reaches every patient whose subject record points at it."""
+    from cds_service.screening import grouping
+    from cds_service.screening.reads import TrialReads
+    from cds_service.trials import get_trial
+
+    study = {"resourceType": "ResearchStudy", "id": "scanpan", "status": "active"}
+    subjects = [{"resourceType": "ResearchSubject", "id": f"rs{n}", "status": "candidate",
+                 "individual": {"reference": f"Patient/bg-00000{n}"}, "study": {"reference": "ResearchStudy/scanpan"}}
+                for n in (1, 2)]
+    items = background_patient(1) + background_patient(2) + subjects + [study, METFORMIN]
+    folder = write_ndjson(tmp_path / "in", items)
+    reads = TrialReads.from_trial(get_trial("NCT05271110"))
+    assert reads.wants(study) and reads.wants(subjects[0])
+    for i, chunk in enumerate(NdjsonSource(folder).chunks()):
+        grouping.partition_chunk(chunk, i, reads, tmp_path / "work", 2)
+    for m in range(2):
+        grouping.join_medications(tmp_path / "work", m, 2)
+    grouped = {key: sorted(orjson.loads(line)["resourceType"] for line in lines)
+               for p in range(2) for key, lines in grouping.patients_of_partition(tmp_path / "work", p)}
+    assert sorted(grouped) == ["bg-000001", "bg-000002"]
+    for types in grouped.values():
+        assert types.count("ResearchStudy") == 1 and types.count("ResearchSubject") == 1
+    assert screen("--ndjson", folder, "--out", tmp_path / "out", "--as-of", as_of, "--quiet") == 0

@@ -43,7 +43,7 @@ from cds_service.screening.reads import TrialReads
 from cds_service.trials import get_trial
 
 try:  # an optional extra: the engine is imported only when chosen
-    from pyspark import SparkConf, SparkContext
+    from pyspark import SparkConf, SparkContext, StorageLevel
     from pyspark.accumulators import AccumulatorParam
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("PySpark is not installed") from exc
@@ -164,8 +164,11 @@ class SparkEngine:
         else:
             reads = TrialReads.from_trial(trial)
             paths = ",".join(str(p) for p in plan.source.files)  # sorted: the local engine's order
+            # Two branches read the keyed lines (patients, Medications): kept on disk so each line
+            # is parsed, and its issues counted, once.
             records = (sc.textFile(paths, minPartitions=parallelism).zipWithIndex()
-                       .flatMap(lambda numbered: key_line(numbered, reads, accumulator)))
+                       .flatMap(lambda numbered: key_line(numbered, reads, accumulator))
+                       .persist(StorageLevel.DISK_ONLY))
             # Medication refs are "Medication/…", patient ids never contain "/": one key space.
             is_medication = records.filter(lambda kv: kv[1][0] != "P")
             joined = (is_medication.groupByKey()
@@ -175,6 +178,9 @@ class SparkEngine:
                           .union(joined)
                           .groupByKey(numPartitions=parallelism))
             keyed = by_patient.flatMap(lambda group: evaluate_patient(group, definition.value, as_of, accumulator))
+        # sortByKey samples its input in a job of its own: without persisting, every patient would be
+        # evaluated (and its issues counted) twice.
+        keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
 
         shards_dir = plan.workdir / "results"
         shards_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
