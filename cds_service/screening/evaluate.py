@@ -59,6 +59,9 @@ def screen_bundle(trial: TrialDefinition, reads: TrialReads, as_of: date, path: 
         return None
     entries = list(resources_of_bundle(bundle))
     patients = [r for r, _ in entries if isinstance(r, dict) and r.get("resourceType") == "Patient"]
+    if not patients:  # Synthea's hospitalInformation / practitionerInformation Bundles: no patient data
+        issues.add("bundle-without-patient")
+        return None
     if len(patients) != 1 or not isinstance(patients[0].get("id"), str):
         issues.add("malformed-bundle", f"{name}: {len(patients)} Patients (exactly one with an id expected)")
         return None

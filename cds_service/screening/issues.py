@@ -25,6 +25,7 @@ INFO = {
     "not-read-by-trial": "resources of a type or code the trial does not read",
     "unreferenced-medication": "a Medication or ResearchStudy no read resource points at",
     "duplicate-resource": "the same resource twice for one patient (the first kept)",
+    "bundle-without-patient": "a Bundle with no Patient, such as Synthea's hospital and practitioner files",
 }
 
 

@@ -105,9 +105,14 @@ def test_a_bundle_that_is_not_one_patient_is_skipped(seeds, as_of, tmp_path):
     two = dict(list(seeds.values())[0])
     two["entry"] = list(seeds["p01-eligible-gem-nabpac"]["entry"]) + list(seeds["p10-review-ecog2"]["entry"])
     (folder / "two-patients.json").write_text(json.dumps(two), encoding="utf-8")
+    practitioners = {"resourceType": "Bundle", "type": "transaction",
+                     "entry": [{"resource": {"resourceType": "Practitioner", "id": "dr1"}}]}
+    (folder / "practitionerInformation1.json").write_text(json.dumps(practitioners), encoding="utf-8")
     assert screen("--bundles", folder, "--out", tmp_path / "out", "--as-of", as_of, "--quiet") == 1
-    skipped = summary(tmp_path / "out")["input"]["skipped"]["malformed-bundle"]
+    found = summary(tmp_path / "out")["input"]
+    skipped = found["skipped"]["malformed-bundle"]
     assert skipped["count"] == 2
+    assert found["ignored"]["bundle-without-patient"]["count"] == 1  # Synthea's extra files: not a loss
     assert len(evaluations(tmp_path / "out")) == 2
 
 
