@@ -314,8 +314,11 @@ OTHER_MALIGNANCY = CodeSet(
     icd10_excluded=("C25*", "C44*", "C77*", "C78*", "C79*", "C80*", "C7B*"),
     keywords=_keywords("malignan", "carcinoma", "cancer", "lymphoma", "leukemia", "leukaemia", "melanoma",
                        "sarcoma", "myeloma"),
+    # Skin cancers of C44 (basal / squamous cell, "malignant neoplasm of skin") are set aside; a melanoma of
+    # the skin is C43 and counts, so "of skin" alone must not exclude.
     excluded_keywords=("pancrea", "secondary", "metasta", "basal cell", "in situ", "benign", "history of",
-                       "of skin", "family history", "screening", "suspected"),
+                       "carcinoma of skin", "neoplasm of skin", "tumor of skin", "tumour of skin", "skin cancer",
+                       "cutaneous squamous", "keratinocyte", "family history", "screening", "suspected"),
 )
 
 MALIGNANCY_HISTORY = CodeSet(

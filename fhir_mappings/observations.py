@@ -365,8 +365,25 @@ def _read_unresectable(resource: dict) -> Iterator[Reading]:
         if _T4.search(words) or _T4.search(value_codes):
             yield Reading(ref_of(resource), effective_date(resource), "T4 primary tumour", "clinical T4",
                           focus=focus_refs(resource))
-    elif words and any(k in words for k in codes.UNRESECTABLE_KEYWORDS):
+    elif words and _affirms_unresectable(words):
         yield Reading(ref_of(resource), effective_date(resource), words, words, focus=focus_refs(resource))
+
+
+# A finding that denies what it names is no evidence against resectability: "no arterial involvement",
+# "borderline resectable without arterial reconstruction" (the trial's own inclusion wording), "arterial
+# involvement: none". Only a keyword that its clause (up to , ; .) does not negate counts.
+_NEGATED_BEFORE = re.compile(r"\b(?:no|not|without|negative for|free of|absence of|absent|ruled out)\b")
+_NEGATED_AFTER = re.compile(r"\s*[:=-]?\s*(?:none|absent|no\b|not\b|negative)")
+_CLAUSE_BREAK = re.compile(r"[,;.]")
+
+
+def _affirms_unresectable(words: str) -> bool:
+    for keyword in codes.UNRESECTABLE_KEYWORDS:
+        for match in re.finditer(re.escape(keyword), words):
+            clause_before = _CLAUSE_BREAK.split(words[:match.start()])[-1]
+            if not _NEGATED_BEFORE.search(clause_before) and not _NEGATED_AFTER.match(words[match.end():]):
+                return True
+    return False
 
 
 def read_condition_stages(record: PatientRecord, pdac_refs: set[str]) -> list[Reading]:
