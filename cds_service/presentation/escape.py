@@ -49,17 +49,22 @@ def plain(text: object, max_length: int = MAX_LENGTH) -> str:
     return value if len(value) <= max_length else value[: max_length - 1].rstrip() + "…"
 
 
+# GFM "autolink literals" (https://github.github.com/gfm/#autolinks-extension-) turn a bare
+# ``https://…``, ``www.…`` or ``name@host`` into a link. Renderers differ in whether a backslash
+# escape stops them (remark-gfm, used by the CDS Hooks sandbox, links ``http\:\/\/…`` anyway), so an
+# invisible zero-width space goes where every one of them needs an exact match: inside ``://``,
+# after ``www`` and before ``@``. The text reads the same; it is no longer a URL.
+_AUTOLINK_TRIGGERS = re.compile(r"(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?=@)", re.IGNORECASE)
+
+
 def escape(text: object) -> Markdown:
     """Record or request text → markdown that renders as exactly these words, and nothing else."""
     value = _LONG_RUN.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, plain(text))
+    value = _AUTOLINK_TRIGGERS.sub(ZERO_WIDTH_SPACE, value)
     out = []
     for ch in value:
         if ch in _HTML:
             out.append(_HTML[ch])
-        elif ch == "@":
-            # GitHub's renderer turns name@host.tld into a mailto link even when "@" is escaped;
-            # an invisible break before it stops the autolink and leaves the text as it reads.
-            out.append(ZERO_WIDTH_SPACE + "\\@")
         elif ch in _MARKDOWN_PUNCTUATION:
             out.append("\\" + ch)
         else:

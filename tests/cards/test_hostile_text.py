@@ -53,6 +53,17 @@ def test_escaped_payload_renders_as_exactly_its_words(name, renderer):
     assert " ".join(shown.split()) == f"Reason: {expected}", name
 
 
+@pytest.mark.parametrize("text", ["https://evil.example/x", "HTTP://EVIL.EXAMPLE", "www.evil-example.com",
+                                  "WWW.Evil.com", "ftp://x.org", "mailto:a@b.com", "dr.x@evil-example.com"])
+def test_no_autolink_literal_survives_escaping_whatever_the_renderer(text):
+    # GFM renderers differ in whether backslash escapes stop their autolinks (remark-gfm, which the
+    # CDS Hooks sandbox uses, links "http\\:\\/\\/…" anyway), so the triggers themselves are broken.
+    unescaped = re.sub(r"\\(.)", r"\1", escape(text))
+    assert "://" not in unescaped and not re.search(r"(?i)\bwww\.", unescaped)
+    assert not re.search(r"[A-Za-z0-9.]@", unescaped)
+    assert unescaped.replace("\u200b", "") == text
+
+
 def test_values_already_markdown_are_not_escaped_twice_and_plain_strings_always_are():
     bold = md("**{}**", "a*b")
     assert bold == "**a\\*b**"
