@@ -101,6 +101,7 @@ class MedicationUse:
     ongoing: bool = False  # a period with a start and no end, on a use not completed or stopped
     reasons: tuple[str, ...] = ()  # ``reasonReference`` targets (e.g. the Condition the drug is given for)
     local_route: str | None = None  # a local (topical, ophthalmic …) route or dose form, as written
+    reason_cancer: str | None = None  # a ``reasonCode`` naming "this" cancer (PDAC / its metastases) or an "other"
 
     @property
     def date(self) -> date | None:

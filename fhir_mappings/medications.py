@@ -49,6 +49,7 @@ def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[st
     medicine_codings, text, form = _medicine(resource, record)
     start, end, last, open_ended = _dates(resource)
     reasons = tuple(record.canonical(ref, resource) for ref in _reasons(resource))
+    reason_cancer = _reason_code_cancer(resource)
     local = local_use(resource, text, form)
     for name, drugs, atc_prefix in CLASSES:
         matched = identify(drugs, atc_prefix, medicine_codings, text)
@@ -72,6 +73,7 @@ def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[st
                 ongoing=open_ended and resource.get("status") not in ("completed", "stopped"),
                 reasons=reasons,
                 local_route=local,
+                reason_cancer=reason_cancer,
             )
 
 
@@ -79,6 +81,21 @@ def _reasons(resource: dict) -> tuple[str, ...]:
     """``reasonReference`` targets (MedicationStatement / MedicationRequest / MedicationAdministration)."""
     found = (reference(r, "reasonReference") for r in as_list(resource.get("reasonReference"), "reasonReference"))
     return tuple(ref for ref in found if ref)
+
+
+def _reason_code_cancer(resource: dict) -> str | None:
+    """What a ``reasonCode`` (EHRs often code the indication instead of referencing it) says the drug is for:
+    ``this`` (the pancreatic cancer or a liver / secondary metastasis), ``other`` (another malignancy), or
+    None (no reason code, or one that names no cancer)."""
+    this = other = False
+    for concept in as_list(resource.get("reasonCode"), "reasonCode"):
+        found, text = codings(concept, "reasonCode"), concept_text(concept)
+        if (codes.PDAC_SPECIFIC.matches(found, text) or codes.PANCREATIC_MALIGNANCY.matches(found, text)
+                or codes.LIVER_METASTASIS.matches(found, text)):
+            this = True
+        elif codes.OTHER_MALIGNANCY.matches(found, text):
+            other = True
+    return "this" if this else "other" if other else None
 
 
 def _routes(resource: dict) -> list[dict]:

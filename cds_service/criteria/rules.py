@@ -77,18 +77,25 @@ def this_cancer_refs(facts: PatientFacts) -> set[str]:
     return ours - other
 
 
+def other_cancers(facts: PatientFacts) -> list[Diagnosis]:
+    """Every record of another malignancy, active or not: other primaries (and metastases naming them) and
+    personal-history codes (Z85.x, "history of malignant neoplasm of …")."""
+    return list(facts.other_malignancies) + list(getattr(facts, "malignancy_history", ()))
+
+
 def other_cancer_refs(facts: PatientFacts) -> set[str]:
-    """Conditions of another cancer (its primary, or a metastasis of it)."""
-    return set(refs(facts.other_malignancies)) - {d.ref for d in facts.pdac}
+    """Conditions of another cancer (its primary, or a metastasis of it, or its history)."""
+    return set(refs(other_cancers(facts))) - {d.ref for d in facts.pdac}
 
 
 def for_this_cancer(use: MedicationUse, facts: PatientFacts) -> bool:
     """Is this anticancer drug given for the PDAC? Its ``reasonReference`` decides when it names the PDAC or
-    one of its metastases (yes, whatever the date) or another cancer (never); otherwise its start must be on
+    one of its metastases (yes, whatever the date) or another cancer (never) — and so does a ``reasonCode``
+    naming either (EHRs code the indication as often as they reference it); otherwise its start must be on
     or after 30 days before the PDAC diagnosis date (any start when that date is unknown)."""
-    if set(use.reasons) & this_cancer_refs(facts):
+    if set(use.reasons) & this_cancer_refs(facts) or use.reason_cancer == "this":
         return True
-    if set(use.reasons) & other_cancer_refs(facts):
+    if set(use.reasons) & other_cancer_refs(facts) or use.reason_cancer == "other":
         return False
     diagnosed = pdac_diagnosis_date(facts)
     if diagnosed is None:
@@ -351,14 +358,14 @@ def _about_the_pancreatic_primary(reading: Reading, facts: PatientFacts) -> bool
     if reading.focus:
         return bool(set(reading.focus) & pdac)
     diagnosed = pdac_diagnosis_date(facts)
-    return (not facts.other_malignancies and diagnosed is not None and reading.date is not None
+    return (not other_cancers(facts) and diagnosed is not None and reading.date is not None
             and reading.date >= diagnosed)
 
 
 def _why_not_the_primary(reading: Reading, facts: PatientFacts) -> str:
     if reading.focus:
         return "its focus is not the pancreatic cancer"
-    if facts.other_malignancies:
+    if other_cancers(facts):
         return "it names no focus and the record holds another malignancy"
     if reading.date is None:
         return "undated, without a focus"

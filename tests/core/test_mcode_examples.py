@@ -82,10 +82,20 @@ def test_disease_status_examples_are_improved(mcode, name):
 
 
 def test_disease_status_after_the_cisplatin_request_passes_progression(mcode):
-    # John's cisplatin was authored 2019-04-01; his "improved" status is dated the same day.
+    # John's cisplatin was authored 2019-04-01; his "improved" status is dated the same day. The request's
+    # reasonCode (non-small cell lung cancer) is removed: with it, revision 2 says the drug is another cancer's.
+    request = _owned(mcode("MedicationRequest-cancer-related-medication-request-cisplatin.json"), "example")
+    request.pop("reasonCode")
+    patient = {"resourceType": "Patient", "id": "example", "birthDate": "1960-01-01", "gender": "female"}
+    status_ = _owned(mcode("Observation-cancer-disease-status-improved.json"), "example")
+    evaluation = evaluate([patient, request, status_], as_of=date(2019, 6, 1))
+    assert status(evaluation, "progression") == "pass"
+
+
+def test_cisplatin_given_for_a_lung_cancer_is_not_this_cancers_chemotherapy(mcode):
     evaluation = evaluate_examples(mcode, ["MedicationRequest-cancer-related-medication-request-cisplatin.json",
                                            "Observation-cancer-disease-status-improved.json"], date(2019, 6, 1))
-    assert status(evaluation, "progression") == "pass"
+    assert status(evaluation, "progression") == "unknown"
 
 
 # --- tumour size: measured, but not in the liver -----------------------------------------------

@@ -443,6 +443,19 @@ class TestProgressionOfThisCancer:
         chemo = med_statement(GEMCITABINE, 400, id="chemo", reasonReference=[{"reference": "Condition/liver-met"}])
         assert status(evaluate(eligible(chemo=chemo)), "progression") == "pass"
 
+    @pytest.mark.parametrize(("reason", "expected"), [
+        (cc("C25.0", "http://hl7.org/fhir/sid/icd-10-cm", "Malignant neoplasm of head of pancreas"), "pass"),
+        (cc("C50.911", "http://hl7.org/fhir/sid/icd-10-cm", "Malignant neoplasm of right female breast"), "unknown")])
+    def test_a_reason_code_decides_like_a_reference(self, reason, expected):
+        # Started 400 days ago, before the 30-day lead: only a reason naming the PDAC makes it count.
+        chemo = med_statement(GEMCITABINE, 400, id="chemo", reasonCode=[reason])
+        assert status(evaluate(eligible(chemo=chemo)), "progression") == expected
+
+    def test_a_reason_code_naming_another_cancer_never_counts_even_when_recent(self):
+        chemo = med_statement(GEMCITABINE, 200, id="chemo",
+                              reasonCode=[cc("C50.911", "http://hl7.org/fhir/sid/icd-10-cm")])
+        assert status(evaluate(eligible(chemo=chemo)), "progression") == "unknown"
+
     def test_a_status_focused_on_another_cancer_is_ignored(self):
         theirs = disease_status("progression", 5, id="theirs", focus=[{"reference": "Condition/breast"}])
         evaluation = evaluate(with_(condition(**BREAST), theirs))
