@@ -79,7 +79,10 @@ class WsgiOverAsgi:
         if scope["type"] != "http":
             return  # no websockets here
         try:
-            body = await asyncio.wait_for(self._read_body(receive), self.body_timeout_s)
+            if _declared_length(scope) > self.max_body_bytes:
+                body = None  # refused on its announced length, before any of it is read
+            else:
+                body = await asyncio.wait_for(self._read_body(receive), self.body_timeout_s)
         except asyncio.TimeoutError:
             await _send_outcome(send, 408)
             return
@@ -128,6 +131,13 @@ class WsgiOverAsgi:
         status, headers = started
         return (int(status.split(" ", 1)[0]),
                 [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers], payload)
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            return int(value) if value.strip().isdigit() else 0  # the parser has checked its syntax
+    return 0
 
 
 async def _send_outcome(send: Send, status: int) -> None:

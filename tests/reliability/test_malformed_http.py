@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -146,3 +147,13 @@ def test_an_encoded_slash_is_not_a_path_separator(service, path):
                                          "outcomeTimestamp": "2026-11-24T10:00:00Z"}]}).encode()
     status, headers, body = exchange(service, request("POST", path, feedback, {"Content-Type": "application/json"}))
     assert_outcome(status, headers, body, statuses=(404,), not_echoed=b"feedback")
+
+
+def test_an_announced_body_over_the_cap_is_refused_before_it_is_sent(service):
+    head = (f"POST {SERVICE_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 50000000\r\n\r\n").encode()
+    started = time.monotonic()
+    status, headers, body = exchange(service, head)  # not one byte of the 50 MB follows
+    assert_outcome(status, headers, body, statuses=(413,))
+    assert time.monotonic() - started < 2.0
+    assert_still_serving(service)
