@@ -271,18 +271,28 @@ class Watchdog:
                 return
             self._pid = os.getpid()
             self._held.clear()
-        threading.Thread(target=self._run, name="trialcds-db-watchdog", daemon=True).start()
+        # The thread holds the watchdog weakly: it ends when its engine is gone (e.g. the short-lived
+        # engine of the start-up check in gunicorn's master).
+        threading.Thread(target=Watchdog._run, args=(weakref.ref(self),), name="trialcds-db-watchdog",
+                         daemon=True).start()
 
-    def _run(self) -> None:
+    @staticmethod
+    def _run(watchdog_ref: weakref.ref[Watchdog]) -> None:
         while True:
-            time.sleep(self.TICK_S)
-            now = time.monotonic()
-            with self._lock:
-                overdue = [key for key, (deadline, _) in self._held.items() if deadline <= now]
-                connections = [self._held.pop(key)[1] for key in overdue]
-            for connection in connections:
-                self.aborted += 1
-                try:
-                    self._abort(connection)
-                except Exception:  # noqa: BLE001 — already closed: nothing left to unblock
-                    pass
+            time.sleep(Watchdog.TICK_S)
+            watchdog = watchdog_ref()
+            if watchdog is None or watchdog._pid != os.getpid():
+                return
+            watchdog._abort_overdue(time.monotonic())
+            del watchdog
+
+    def _abort_overdue(self, now: float) -> None:
+        with self._lock:
+            overdue = [key for key, (deadline, _) in self._held.items() if deadline <= now]
+            connections = [self._held.pop(key)[1] for key in overdue]
+        for connection in connections:
+            self.aborted += 1
+            try:
+                self._abort(connection)
+            except Exception:  # noqa: BLE001 — already closed: nothing left to unblock
+                pass
