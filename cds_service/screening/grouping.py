@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
-from cds_service.screening.inputs import Chunk, parse_line, read_chunk
+import orjson
+
+from cds_service.screening.inputs import Chunk, describe, read_chunk
 from cds_service.screening.issues import InputIssues
 from cds_service.screening.reads import TrialReads
 
@@ -49,8 +50,7 @@ def partition_of(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % partitions
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):  # a tuple: one is made for every line of the export
     """Where a resource goes: to a patient, or (a shared resource) to those who point at it."""
 
     patient: str | None
@@ -64,21 +64,31 @@ def route(resource: dict) -> Route:
     rtype = resource.get("resourceType")
     rid = resource.get("id")
     if rtype == "Patient":
-        return Route(rid if isinstance(rid, str) and rid else None)
+        return Route(rid if isinstance(rid, str) and rid and "\t" not in rid else None)
     if rtype in SHARED_TYPES:
         return Route(None, f"{rtype}/{rid}" if isinstance(rid, str) and rid and "\t" not in rid else None)
     patient = None
     for element in SUBJECT_ELEMENTS:
-        patient = patient_id_of(_reference(resource.get(element)))
-        if patient:
-            break
-    pointers = tuple(ref for ref in (_shared_ref(_reference(resource.get(e))) for e in POINTER_ELEMENTS) if ref)
+        value = resource.get(element)
+        if value is not None:
+            patient = patient_id_of(_reference(value))
+            if patient:
+                break
+    pointers: tuple[str, ...] = ()
+    for element in POINTER_ELEMENTS:  # this runs for every line: only elements present cost anything
+        value = resource.get(element)
+        if value is not None:
+            ref = _shared_ref(_reference(value))
+            if ref:
+                pointers += (ref,)
     return Route(patient, None, pointers)
 
 
 def _reference(value: object) -> str | None:
-    if isinstance(value, dict) and isinstance(value.get("reference"), str):
-        return value["reference"]
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str):
+            return ref
     return None
 
 
@@ -87,6 +97,8 @@ def _type_and_id(ref: str | None) -> tuple[str, str] | None:
     if not ref or ref.startswith("#"):
         return None
     parts = ref.rstrip("/").split("/")
+    if len(parts) == 2:  # the usual "Type/id", quickly
+        return (parts[0], parts[1]) if parts[1] else None
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
     if len(parts) < 2 or not parts[-1]:
@@ -124,7 +136,7 @@ class _Writers:
             folder = self.root / f"{self.prefix}{partition:04d}"
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             f = self.open_files[partition] = open(folder / self.chunk_name, "wb", buffering=self.buffer)
-        f.write(key.encode("utf-8") + b"\t" + line.rstrip(b"\r\n") + b"\n")
+        f.write(key.encode("utf-8") + b"\t" + (line if line.endswith(b"\n") else line + b"\n"))
 
     def close(self) -> None:
         for f in self.open_files.values():
@@ -138,14 +150,18 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
     patients = _Writers(workdir / "parts", "p", name, partitions)
     medications = _Writers(workdir / "meds", "m", name, partitions)
     pointers = _Writers(workdir / "medrefs", "m", name, partitions)
+    not_read = 0
     try:
-        for where, line in read_chunk(chunk, issues):
-            resource = parse_line(line)
-            if resource is None:
-                issues.add("malformed-line", where)
+        for at, line in read_chunk(chunk, issues):
+            try:
+                resource = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                resource = None
+            if type(resource) is not dict or type(resource.get("resourceType")) is not str:
+                issues.add("malformed-line", describe(chunk, at))
                 continue
             if not reads.wants(resource):
-                issues.add("not-read-by-trial")
+                not_read += 1
                 continue
             try:
                 to = route(resource)
@@ -160,7 +176,8 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
                 for ref in to.points_at:
                     pointers.write(partition_of(ref, partitions), ref, to.patient.encode("utf-8"))
             else:
-                issues.add("resource-without-patient", f"{where}: {resource['resourceType']}")
+                issues.add("resource-without-patient", f"{describe(chunk, at)}: {resource['resourceType']}")
+        issues.add("not-read-by-trial", n=not_read)
     finally:
         patients.close()
         medications.close()

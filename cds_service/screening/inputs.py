@@ -77,8 +77,9 @@ class NdjsonSource:
         return chunks
 
 
-def read_chunk(chunk: Chunk, issues: InputIssues) -> Iterator[tuple[str, bytes]]:
-    """(where, line) for each non-blank line of the chunk; a file that breaks off is an issue."""
+def read_chunk(chunk: Chunk, issues: InputIssues) -> Iterator[tuple[int, bytes]]:
+    """(where, line) for each non-blank line of the chunk — where: the byte offset in a plain file,
+    the line number in a gzip file (``describe`` words it); a file that breaks off is an issue."""
     if chunk.path.name.endswith(".gz"):
         yield from _read_gzip(chunk, issues)
         return
@@ -88,21 +89,26 @@ def read_chunk(chunk: Chunk, issues: InputIssues) -> Iterator[tuple[str, bytes]]
             # The line that straddles the start belongs to the previous chunk.
             f.seek(chunk.start - 1)
             position = chunk.start - 1 + len(f.readline())
+        end = chunk.end
         for line in f:
-            if chunk.end is not None and position >= chunk.end:
+            if end is not None and position >= end:
                 break
-            where, position = position, position + len(line)
-            if line.strip():
-                yield f"{chunk.name} at byte {where}", line
+            if len(line) > 2 or line.strip():
+                yield position, line
+            position += len(line)
 
 
-def _read_gzip(chunk: Chunk, issues: InputIssues) -> Iterator[tuple[str, bytes]]:
+def describe(chunk: Chunk, where: int) -> str:
+    return f"{chunk.name} line {where}" if chunk.path.name.endswith(".gz") else f"{chunk.name} at byte {where}"
+
+
+def _read_gzip(chunk: Chunk, issues: InputIssues) -> Iterator[tuple[int, bytes]]:
     number = 0
     try:
         with gzip.open(chunk.path, "rb") as f:
             for number, line in enumerate(f, start=1):
-                if line.strip():
-                    yield f"{chunk.name} line {number}", line
+                if len(line) > 2 or line.strip():
+                    yield number, line
     except GZIP_ERRORS as exc:
         issues.add("unreadable-file", f"{chunk.name}: {exc.__class__.__name__} after line {number}")
 
