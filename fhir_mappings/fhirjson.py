@@ -203,7 +203,15 @@ def status_code(resource: dict, element: str) -> str | None:
     if isinstance(value, str):
         return value
     found = codings(value, element)
+    # FHIR's own status code decides when an EHR lists its local code first ("3" = Resolved, then
+    # condition-clinical "resolved"): reading the local one would make a resolved cancer status-less.
+    for coding in found:
+        if coding.system.startswith(_FHIR_STATUS_SYSTEMS):
+            return coding.code
     return found[0].code if found else None
+
+
+_FHIR_STATUS_SYSTEMS = ("http://terminology.hl7.org/CodeSystem/", "http://hl7.org/fhir/")
 
 
 # --- Values written as text, and values that are absent -------------------------------------------
