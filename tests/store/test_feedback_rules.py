@@ -131,3 +131,14 @@ def test_is_suppressed_still_answers_for_old_callers(store):
     store.record_feedback(SERVICE, entry(card, "overridden", NOW, "patient-declined"), NOW)
     assert store.is_suppressed(SERVICE, PATIENT, NOW, 30) is True
     assert store.is_suppressed(SERVICE, "nobody-h5", NOW, 30) is False
+
+
+def test_the_same_delivery_sent_concurrently_is_stored_exactly_once(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    card = shown(store, "c-race")
+    item = entry(card, "overridden", NOW, "patient-declined")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: store.record_feedback(SERVICE, item, NOW), range(6)))
+    assert sorted(results) == ["duplicate"] * 5 + ["stored"]
+    assert store.feedback_count(card) == 1
