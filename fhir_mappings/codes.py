@@ -49,7 +49,8 @@ _SYSTEM_NAMES: dict[str, tuple[str, ...]] = {
     MEDDRA: ("http://terminology.hl7.org/CodeSystem/mdr", "https://www.meddra.org",
              "urn:oid:2.16.840.1.113883.6.163"),
     UCUM: ("http://unitsofmeasure.org", "urn:oid:2.16.840.1.113883.6.8"),
-    V2_0074: ("http://terminology.hl7.org/CodeSystem/v2-0074", "urn:oid:2.16.840.1.113883.12.74"),
+    V2_0074: ("http://terminology.hl7.org/CodeSystem/v2-0074", "urn:oid:2.16.840.1.113883.12.74",
+              "http://hl7.org/fhir/v2/0074"),  # the last: its STU3 URI, still sent
 }
 _SYSTEMS = {name.lower(): short for short, names in _SYSTEM_NAMES.items() for name in names}
 # SNOMED editions written into the system URI (``http://snomed.info/sct/731000124108``): not how FHIR
@@ -469,6 +470,11 @@ IMAGING_REPORT_CATEGORIES = {(V2_0074, "RAD"), (V2_0074, "CT"), (V2_0074, "NMR")
                              (V2_0074, "NMS"), (LOINC, "LP29684-5")}
 # The modality a v2-0074 category itself implies (RAD and NMS say only "imaging": the code must name it).
 IMAGING_CATEGORY_MODALITY = {"CT": "CT", "NMR": "MR", "MR": "MR"}
+# A category an EHR names in its own words (Epic's local "Imaging" category, Oracle Health's "Radiology").
+IMAGING_CATEGORY_WORDS = ("radiolog", "imaging", "diagnostic imaging")
+# Categories that are certainly not imaging: their reports are never read as imaging, whatever their words.
+NON_IMAGING_CATEGORY_WORDS = ("laborator", "patholog", "microbiolog", "chemistry", "hematolog", "haematolog",
+                              "serolog", "blood bank", "toxicolog", "genetic", "cytolog")
 IMAGING_REPORT_STATUSES = frozenset({"final", "amended", "corrected", "appended", "preliminary"})
 # Words (regular expressions on lower-cased text) naming a cross-sectional modality in a code's display.
 IMAGING_MODALITY_WORDS = (

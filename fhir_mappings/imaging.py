@@ -67,11 +67,16 @@ def _modality_codings(value, where: str) -> list[Coding]:
 # --- DiagnosticReport ------------------------------------------------------------------------------
 
 def _read_report(resource: dict) -> Iterator[ImagingDone]:
-    categories = [c for concept in concepts(resource, "category") for c in codings(concept, "category")]
-    imaging_category = any((c.system, c.code.upper() if c.system == codes.V2_0074 else c.code)
-                           in codes.IMAGING_REPORT_CATEGORIES for c in categories)
-    if categories and not imaging_category:
-        return  # a laboratory, pathology, cardiology … report: "(CT)" there is Chlamydia trachomatis
+    category_concepts = concepts(resource, "category")
+    categories = [c for concept in category_concepts for c in codings(concept, "category")]
+    category_words = " ".join(concept_text(concept) for concept in category_concepts)
+    imaging_category = (any((c.system, c.code.upper() if c.system == codes.V2_0074 else c.code)
+                            in codes.IMAGING_REPORT_CATEGORIES for c in categories)
+                        or any(w in category_words for w in codes.IMAGING_CATEGORY_WORDS))
+    other_section = (any(c.system == codes.V2_0074 for c in categories)
+                     or any(w in category_words for w in codes.NON_IMAGING_CATEGORY_WORDS))
+    if not imaging_category and other_section:
+        return  # a laboratory, pathology … report: "(CT)" there is Chlamydia trachomatis
     code = as_dict(resource.get("code"), "code")
     modalities = modalities_named(codings(code, "code"), concept_text(code))
     if not modalities and imaging_category:

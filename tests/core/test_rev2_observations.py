@@ -196,6 +196,23 @@ class TestStagingImaging:
         rep = report(cc(None, text="MRI abdomen with and without contrast"), 20, category=category)
         assert status(evaluate(eligible(imaging=rep)), "extrahepatic-metastases") == "pass"
 
+    @pytest.mark.parametrize("category", [
+        [cc("IMG", "urn:oid:1.2.840.114350.1.13.0.1.7.10.798268.30", "Imaging")],
+        [cc("RAD", "http://hl7.org/fhir/v2/0074", "Radiology")],
+        [cc("LP29684-5", "urn:oid:2.16.840.1.113883.6.1", "Radiology"), cc("x", "urn:oid:1.2.3", "Outside result")]])
+    def test_epic_and_older_category_shapes(self, category):
+        rep = report(cc("IMG1234", "urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.1", "CT ABDOMEN PELVIS W CONTRAST"), 20,
+                     category=category)
+        assert status(evaluate(eligible(imaging=rep)), "extrahepatic-metastases") == "pass"
+
+    def test_an_unknown_local_category_is_read_by_the_code(self):
+        rep = report(cc(None, text="MRI LIVER W WO CONTRAST"), 20, category=[cc("OUT", "urn:oid:1.2.3", "Outside")])
+        assert status(evaluate(eligible(imaging=rep)), "extrahepatic-metastases") == "pass"
+
+    def test_a_local_laboratory_category_is_not_imaging(self):
+        rep = report(cc(None, text="CT/NG PCR"), 20, category=[cc("LAB", "urn:oid:1.2.3", "Laboratory")])
+        assert status(evaluate(eligible(imaging=rep)), "extrahepatic-metastases") == "unknown"
+
     def test_pet_report(self):
         rep = report(cc("44139-4", LOINC, "PET-CT whole body"), 20, category=[cc("NMS", V2_0074)])
         evaluation = evaluate(eligible(imaging=rep))
