@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
         source_info = ({"kind": "ndjson", "folder": str(args.ndjson)} if args.ndjson
                        else {"kind": "bundles", "folder": str(args.bundles)})
     try:
-        source = NdjsonSource(ndjson_folder) if ndjson_folder is not None else BundleSource(args.bundles)
+        source = (NdjsonSource(ndjson_folder) if args.fhir_server
+                  else NdjsonSource(ndjson_folder, exclude=args.out) if ndjson_folder is not None
+                  else BundleSource(args.bundles, exclude=args.out))
     except InputError as exc:
         raise UsageError(str(exc)) from None
     source_info.update(files=len(source.files), bytes=source.size)

@@ -43,10 +43,14 @@ class Chunk:
     end: int | None = None
 
 
-def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+def _files(folder: Path, suffixes: tuple[str, ...], exclude: Path | None = None) -> list[Path]:
+    """The input files under ``folder``, by path; none under ``exclude`` (an --out inside the input
+    folder must not be read back as input on the next run)."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(suffixes))
+    skip = exclude.resolve() if exclude is not None else None
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(suffixes)
+                   and not (skip is not None and p.resolve().is_relative_to(skip)))
     if not files:
         raise InputError(f"{folder}: no {' / '.join(suffixes)} files")
     return files
@@ -55,9 +59,9 @@ def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
 class NdjsonSource:
     kind = "ndjson"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, exclude: Path | None = None) -> None:
         self.folder = Path(folder)
-        self.files = _files(self.folder, NDJSON_SUFFIXES)
+        self.files = _files(self.folder, NDJSON_SUFFIXES, exclude)
 
     @property
     def size(self) -> int:
@@ -127,9 +131,9 @@ def parse_line(line: bytes) -> dict | None:
 class BundleSource:
     kind = "bundles"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, exclude: Path | None = None) -> None:
         self.folder = Path(folder)
-        self.files = _files(self.folder, BUNDLE_SUFFIXES)
+        self.files = _files(self.folder, BUNDLE_SUFFIXES, exclude)
 
     @property
     def size(self) -> int:
