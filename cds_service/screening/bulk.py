@@ -14,10 +14,10 @@ read by ``inputs.NdjsonSource`` like any other Bulk Data output. The protocol, s
 3. **Download** every ``output`` file, streamed to disk (``Type_n.ndjson``, written as ``.part`` and
    renamed when whole); the bearer token goes with it only when the manifest says
    ``requiresAccessToken``. Any ``error`` file with content fails the run with its first message.
-4. **Referenced resources**: a Patient- or Group-level export carries only the Patient compartment,
-   and a Medication names no patient (HAPI refuses ``_type=Medication`` there, as the IG allows).
-   The Medications the exported resources point at are then read by id (``Medication?_id=…``, 100 a
-   request) into ``Medication.ndjson`` — what the hook's ``_include`` brings.
+4. **Referenced resources**: a Patient- or Group-level export carries only the Patient compartment;
+   a Medication or a ResearchStudy names no patient (HAPI refuses ``_type=Medication`` there, as the
+   IG allows). The ones the exported resources point at are then read by id (``Medication?_id=…``,
+   100 a request) into ``Medication_0000.ndjson`` — what the hook's ``_include`` brings.
 5. **Clean up**: ``DELETE`` the status URL once the files are safely down, so the server can drop
    them.
 
@@ -51,10 +51,20 @@ STATE_FILE = "bulk-export.json"
 NDJSON = "application/fhir+ndjson"
 DOWNLOAD_BLOCK = 1024 * 1024
 IDS_PER_READ = 100
-# Types outside the FHIR R4 Patient compartment that a trial's prefetch may ``_include``: a Patient-
-# or Group-level export cannot carry them (IG 2.0: "resources in the Patient compartment"), so they
-# are read by reference after the download. Every other type the trial reads is exported.
-OUTSIDE_PATIENT_COMPARTMENT = frozenset({"Medication", "Substance", "Organization", "Practitioner", "Location"})
+# The FHIR R4 Patient compartment (CompartmentDefinition/patient, plus Device as HAPI adds it). A
+# Patient- or Group-level export carries only these types (IG 2.0); any other type the trial reads
+# (what its prefetch ``_include``s: Medication, ResearchStudy…) is read by reference after the download.
+PATIENT_COMPARTMENT = frozenset("""
+    Account AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent Basic BodyStructure
+    CarePlan CareTeam ChargeItem Claim ClaimResponse ClinicalImpression Communication CommunicationRequest
+    Composition Condition Consent Coverage CoverageEligibilityRequest CoverageEligibilityResponse
+    DetectedIssue Device DeviceRequest DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference
+    Encounter EnrollmentRequest EpisodeOfCare ExplanationOfBenefit FamilyMemberHistory Flag Goal Group
+    ImagingStudy Immunization ImmunizationEvaluation ImmunizationRecommendation Invoice List MeasureReport
+    Media MedicationAdministration MedicationDispense MedicationRequest MedicationStatement
+    MolecularSequence NutritionOrder Observation Patient Person Procedure Provenance QuestionnaireResponse
+    RelatedPerson RequestGroup ResearchSubject RiskAssessment Schedule ServiceRequest Specimen
+    SupplyDelivery SupplyRequest VisionPrescription""".split())
 # Polling: the server's Retry-After is honoured within these bounds; without one, the wait doubles.
 MIN_WAIT_S, MAX_WAIT_S, FIRST_WAIT_S = 0.5, 300.0, 1.0
 TIMEOUT_S = (10.0, 120.0)  # connect, read (between bytes)
@@ -93,8 +103,8 @@ def plan_request(base_url: str, group_id: str | None, resource_types: Iterable[s
     if level == "system":
         exported, referenced = types, []
     else:
-        exported = [t for t in types if t not in OUTSIDE_PATIENT_COMPARTMENT]
-        referenced = [t for t in types if t in OUTSIDE_PATIENT_COMPARTMENT]
+        exported = [t for t in types if t in PATIENT_COMPARTMENT]
+        referenced = [t for t in types if t not in PATIENT_COMPARTMENT]
     return ExportRequest(base_url.rstrip("/"), level, group_id if level == "group" else None,
                          tuple(exported), tuple(referenced))
 
