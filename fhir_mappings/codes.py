@@ -294,6 +294,8 @@ OTHER_PRIMARY_NAMED_PATTERN = (
 )
 METASTASIS_FROM_OTHER_PRIMARY = {(SNOMED, "314994000"): "prostate"}
 LIVER_SITE_WORDS = ("liver", "hepat")
+# "Hepatic" in the name of a place that is not the liver: the hepatic flexure of the colon.
+NOT_LIVER_WORDS = ("flexure",)
 # Regional nodes of a pancreatic cancer are not distant disease (ICD-10 C77.2 and its wording).
 REGIONAL_NODE_WORDS = ("intra-abdominal lymph", "intraabdominal lymph", "intra abdominal lymph",
                        "abdominal lymph", "peripancreatic lymph", "regional lymph")
@@ -304,6 +306,14 @@ NEGATION_WORDS = ("no evidence", "negative for", "ruled out", "free of", "no met
                   "not metasta")
 # Words after "metastatic … in/to" that are not a place ("metastatic disease in remission").
 NOT_A_SITE_WORDS = ("remission", "situ", "treatment", "patient", "setting", "response", "progress")
+
+# "Malignant" that is not a cancer (malignant hypertension / hyperthermia, neuroleptic malignant syndrome,
+# malignant otitis externa), or a sign of spread that names no primary (malignant pleural effusion,
+# malignant ascites): never another primary. A cancer of unknown primary is C80 (set aside by the spec).
+MALIGNANT_NOT_CANCER_WORDS = ("hypertension", "hyperthermia", "neuroleptic", "otitis", "effusion", "ascites")
+UNKNOWN_PRIMARY_WORDS = ("unknown primary", "primary unknown", "unspecified site", "without specification of site")
+# Problem lists abbreviate "history of": "Hx of breast cancer", "H/O breast cancer", "Personal hx of …".
+HISTORY_ABBREVIATIONS = ("hx of", "h/o", "personal hx")
 
 OTHER_MALIGNANCY = CodeSet(
     "another primary malignancy",
@@ -319,7 +329,8 @@ OTHER_MALIGNANCY = CodeSet(
     # the skin is C43 and counts, so "of skin" alone must not exclude.
     excluded_keywords=("pancrea", "secondary", "metasta", "basal cell", "in situ", "benign", "history of",
                        "carcinoma of skin", "neoplasm of skin", "tumor of skin", "tumour of skin", "skin cancer",
-                       "cutaneous squamous", "keratinocyte", "family history", "screening", "suspected"),
+                       "cutaneous squamous", "keratinocyte", "family history", "screening", "suspected")
+    + HISTORY_ABBREVIATIONS + MALIGNANT_NOT_CANCER_WORDS + UNKNOWN_PRIMARY_WORDS,
 )
 
 MALIGNANCY_HISTORY = CodeSet(
@@ -332,10 +343,11 @@ MALIGNANCY_HISTORY = CodeSet(
     codes=_snomed("428262008", "1286880003", "429699009"),
     icd10=("Z85*",),
     icd10_excluded=("Z85.07",),
-    keywords=tuple(("history of", word) for word in ("malignan", "cancer", "carcinoma", "lymphoma", "leukemia",
-                                                      "leukaemia", "melanoma", "sarcoma", "myeloma")),
+    keywords=tuple((history, word) for history in ("history of",) + HISTORY_ABBREVIATIONS
+                   for word in ("malignan", "cancer", "carcinoma", "lymphoma", "leukemia", "leukaemia", "melanoma",
+                                "sarcoma", "myeloma")),
     excluded_keywords=("family history", "fh:", "no history", "pancrea", "basal cell", "in situ", "benign",
-                       "metasta", "secondary"),
+                       "metasta", "secondary") + MALIGNANT_NOT_CANCER_WORDS,
 )
 
 # --- Other conditions -------------------------------------------------------------------------
@@ -386,7 +398,9 @@ PREGNANCY_CONDITION = CodeSet(
     codes=_snomed("77386006"),
     icd10=("Z33.1",) + icd10_range("Z34", "Z34") + icd10_range("O00", "O99") + ("O9A*",),
     keywords=_keywords("pregnan"),
-    excluded_keywords=("not pregnant", "history of", "no pregnancy"),
+    # "Pregnancy test negative", "pregnancy ruled out", "not currently pregnant" deny a pregnancy.
+    excluded_keywords=("not pregnant", "not currently pregnant", "history of", "no pregnancy", "negative",
+                       "ruled out"),
 )
 
 # --- What a Condition is (problem list vs visit diagnosis) ------------------------------------
@@ -410,6 +424,7 @@ LIVER_SITE = CodeSet(
     "SNOMED 10200004 liver structure (V); liver parts by display",
     codes=_snomed("10200004", "181268008", "39400004"),
     keywords=_keywords("liver", "hepatic"),
+    excluded_keywords=NOT_LIVER_WORDS,
 )
 
 # Performance status. ECOG: LOINC 89247-1 (mCODE, V), the pre-mCODE 89262-0 (V, LOINC), SNOMED 423740007

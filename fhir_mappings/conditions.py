@@ -48,7 +48,7 @@ def read_conditions(record: PatientRecord) -> list[tuple[str, Diagnosis]]:
 def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str, Diagnosis]]:
     code = as_dict(resource.get("code"), "code")
     found = codings(code, "code")
-    text = concept_text(code)
+    text = expand_abbreviations(concept_text(code))
     sites = [concept_text(site) for site in concepts(resource, "bodySite")]
     clinical = status_code(resource, "clinicalStatus")
     diagnosis = Diagnosis(
@@ -235,10 +235,18 @@ _PRIMARY_PATTERN = re.compile(codes.METASTASIS_PRIMARY_PATTERN)
 _SITE_SEPARATORS = re.compile(r",|/|&|\band\b|\bor\b")
 
 
+_METS = re.compile(r"\bmets\b")
+
+
+def expand_abbreviations(text: str) -> str:
+    """Problem lists write "liver mets": read it as "liver metastases" (lower-cased text)."""
+    return _METS.sub("metastases", text) if "mets" in text else text
+
+
 def _texts(resource: dict, found: list[Coding]) -> list[str]:
     """The code's text and each display, apart: one display's site must not run into the next one's."""
     code = as_dict(resource.get("code"), "code")
-    return [str(t).lower() for t in [code.get("text")] + [c.display for c in found] if t]
+    return [expand_abbreviations(str(t).lower()) for t in [code.get("text")] + [c.display for c in found] if t]
 
 
 def metastasis_sites(texts: list[str]) -> tuple[str, ...]:
@@ -263,9 +271,10 @@ def metastasis_sites(texts: list[str]) -> tuple[str, ...]:
 
 def _site_class(site: str) -> str:
     site = site.strip()
-    if not site or site.startswith(codes.NOT_A_SITE_WORDS):
+    # "…of liver, primary site pancreas" / "…to liver, pancreatic primary": the primary is not a site.
+    if not site or site.startswith(codes.NOT_A_SITE_WORDS) or "primary" in site:
         return ""
-    if any(w in site for w in codes.LIVER_SITE_WORDS):
+    if any(w in site for w in codes.LIVER_SITE_WORDS) and not any(w in site for w in codes.NOT_LIVER_WORDS):
         return "liver"
     if any(w in site for w in codes.REGIONAL_NODE_WORDS):
         return "regional"

@@ -775,3 +775,73 @@ class TestThirdBatch:
         assert status(evaluation, "ecog") == "unknown"
         assert not any("malformed" in n for n in notes_about(evaluation, "Observation/ps"))
         assert notes_about(evaluation, "Observation/ps")
+
+
+# --- fourth batch: words that look like cancer, pregnancy or surgery but are not ---------------------
+
+class TestLookAlikes:
+    @pytest.mark.parametrize("text", [
+        "Malignant hypertension", "Malignant essential hypertension", "Susceptibility to malignant hyperthermia",
+        "Neuroleptic malignant syndrome", "Malignant otitis externa", "Malignant pleural effusion",
+        "Malignant ascites", "Carcinoma of unknown primary site", "Hx of breast cancer", "H/O breast cancer",
+        "Personal hx of colon cancer",
+    ])
+    def test_problem_list_text_that_is_not_an_active_other_cancer(self, text):
+        # Status-less problem-list items (active by the general rule), coded only by text or SNOMED.
+        found = condition(None, text=text, clinical=None, verification=None, onset=None, recorded=20,
+                          category=EPIC_PROBLEM)
+        assert statuses(found)["other-malignancy"] != "fail"
+
+    @pytest.mark.parametrize("text", ["Pancreatic cancer with liver mets", "Liver mets from pancreatic adenocarcinoma"])
+    def test_liver_mets_abbreviation_passes_the_gate(self, text):
+        both = condition(None, text=text, onset=300, id="pdac")
+        found = statuses(pdac=both, liver_met=None)
+        assert found["pdac-diagnosis"] == "pass"
+        assert found["liver-metastases"] == "pass"
+
+    @pytest.mark.parametrize("text", ["Secondary malignant neoplasm of liver, primary site pancreas",
+                                      "Metastatic adenocarcinoma to liver, pancreatic primary"])
+    def test_liver_metastasis_naming_its_pancreatic_primary_is_not_extrahepatic(self, text):
+        met = condition(None, text=text, onset=290, id="liver-met")
+        found = statuses(liver_met=met)
+        assert found["liver-metastases"] == "pass"
+        assert found["extrahepatic-metastases"] == "pass"
+        assert found["other-malignancy"] == "pass"
+
+    @pytest.mark.parametrize("text", ["Pregnancy test negative", "Not pregnant", "Pregnancy ruled out"])
+    def test_pregnancy_look_alikes(self, text):
+        found = condition(None, text=text, clinical=None, verification=None, onset=None, recorded=20)
+        assert statuses(found)["pregnancy"] == "pass"
+
+    @pytest.mark.parametrize(("value", "expected"), [
+        ({"valueCodeableConcept": {"text": "Not breastfeeding"}}, "pass"),
+        ({"valueBoolean": False}, "pass"),
+        ({"valueCodeableConcept": cc("LA29253-4", LOINC, "Breastfeeding")}, "fail")])
+    def test_breastfeeding_values(self, value, expected):
+        feeding = observation("63895-7", on=20, **value)
+        assert statuses(feeding)["pregnancy"] == expected
+
+    @pytest.mark.parametrize("text", [
+        "Thoracentesis", "Cystoscopy", "Arthroscopy of knee", "Left heart catheterization",
+        "Bronchoscopy with biopsy", "Microwave ablation of liver lesion, percutaneous"])
+    def test_minor_procedures_by_text(self, text):
+        proc = procedure(None, text, 5, category=SURGICAL)
+        assert statuses(proc)["recent-major-surgery"] == "pass"
+
+    @pytest.mark.parametrize("text", ["Coronary artery bypass graft", "Total knee arthroplasty",
+                                      "Partial hepatectomy", "Exploratory laparotomy"])
+    def test_major_procedures_by_text(self, text):
+        proc = procedure(None, text, 5)
+        assert statuses(proc)["recent-major-surgery"] == "fail"
+
+    @pytest.mark.parametrize(("value", "expected"), [(80, "unknown"), (7, "unknown"), (-1, "unknown")])
+    def test_impossible_ecog_value_is_not_a_grade(self, value, expected):
+        assert statuses(ecog=ecog(value, 10))["ecog"] == expected
+
+    def test_pancreatic_primary_size_is_not_a_liver_lesion(self):
+        primary = tumour_size(55, 10, body_site=cc("64163001", SNOMED, "Structure of head of pancreas"))
+        assert statuses(lesions=[tumour_size(20, 10), primary])["liver-limited"] == "pass"
+
+    def test_colon_tumour_at_the_hepatic_flexure_is_not_a_liver_lesion(self):
+        colon = tumour_size(60, 10, body_site=cc("48338005", SNOMED, "Hepatic flexure of colon"))
+        assert statuses(lesions=[tumour_size(20, 10), colon])["liver-limited"] == "pass"
