@@ -415,6 +415,9 @@ VISIT_DIAGNOSIS_CATEGORY_WORDS = ("encounter diagnosis", "visit diagnosis", "enc
                                   "admission diagnosis", "admitting diagnosis", "discharge diagnosis",
                                   "billing diagnosis", "encounterdiagnosis", "visitdiagnosis")
 PROBLEM_LIST_CATEGORY_WORDS = ("problem list", "problemlist", "problem")
+# Past medical history (Epic's "medical-history" Condition category; "Past Medical History" sections):
+# a status-less cancer there is a history, not an active cancer.
+MEDICAL_HISTORY_CATEGORY_WORDS = ("medical history", "medicalhistory", "past history")
 ENCOUNTER_DIAGNOSIS_PROFILE = "us-core-condition-encounter-diagnosis"
 
 # --- Sites, observations, imaging --------------------------------------------------------------

@@ -67,8 +67,23 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
     if UNSITED_MET in buckets:
         record.note(diagnosis.ref, "noted: metastatic disease without a body site counts as neither liver nor "
                                    "extrahepatic")
+    if OTHER_MALIGNANCY in buckets and diagnosis.status_says is None and _medical_history(resource):
+        # A status-less past-medical-history entry states a cancer the patient had, like a Z85 code: it asks
+        # (or passes when its onset is old), it never shows an active cancer.
+        buckets = tuple(MALIGNANCY_HISTORY if b == OTHER_MALIGNANCY else b for b in buckets)
     for bucket in buckets:
         yield bucket, (replace(diagnosis, history=True) if bucket == MALIGNANCY_HISTORY else diagnosis)
+
+
+def _medical_history(resource: dict) -> bool:
+    """Is the Condition a past-medical-history entry (an EHR's "medical-history" category)?"""
+    try:
+        categories = concepts(resource, "category")
+        words = " ".join(concept_text(c) + " " + " ".join(x.code.lower() for x in codings(c, "category"))
+                         for c in categories).replace("-", " ").replace("_", " ")
+    except MalformedResource:
+        return False
+    return any(w in words for w in codes.MEDICAL_HISTORY_CATEGORY_WORDS)
 
 
 # What a Condition's code, body site, extensions and profiles make of it, by their written form: EHRs repeat

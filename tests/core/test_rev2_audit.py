@@ -845,3 +845,23 @@ class TestLookAlikes:
     def test_colon_tumour_at_the_hepatic_flexure_is_not_a_liver_lesion(self):
         colon = tumour_size(60, 10, body_site=cc("48338005", SNOMED, "Hepatic flexure of colon"))
         assert statuses(lesions=[tumour_size(20, 10), colon])["liver-limited"] == "pass"
+
+
+class TestMedicalHistory:
+    MEDICAL_HISTORY = [{"coding": [coding("medical-history", "http://open.epic.com/FHIR/StructureDefinition/condition-category",
+                                          "Medical History")], "text": "Medical History"}]
+
+    def test_recently_entered_past_medical_history_cancer_asks(self):
+        # Entered into the history last month, no onset, no status: a past cancer, not an active one.
+        breast = condition("C50.911", clinical=None, verification=None, onset=None, recorded=30,
+                           category=self.MEDICAL_HISTORY)
+        assert statuses(breast)["other-malignancy"] == "unknown"
+
+    def test_past_medical_history_with_old_onset_passes(self):
+        breast = condition("C50.911", clinical=None, verification=None, onset="2009", recorded=30,
+                           category=self.MEDICAL_HISTORY)
+        assert statuses(breast)["other-malignancy"] == "pass"
+
+    def test_active_status_still_decides(self):
+        breast = condition("C50.911", clinical="active", onset="2009", category=self.MEDICAL_HISTORY)
+        assert statuses(breast)["other-malignancy"] == "fail"
