@@ -8,8 +8,10 @@ process (no pool to start). Each worker holds one chunk, one partition or one ba
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -27,6 +29,10 @@ from cds_service.screening.reads import TrialReads
 from cds_service.trials import get_trial
 
 BUNDLES_PER_TASK = 64
+# Parsing and evaluating a record makes many short-lived dicts; the default threshold (700) runs a
+# young-generation collection every few resources. Measured on a 400-patient Synthea population:
+# about 15 % less CPU with the loaded modules frozen out of the collector and a higher threshold.
+GC_THRESHOLD = (50_000, 20, 100)
 
 
 def default_workers() -> int:
@@ -133,6 +139,24 @@ def write_shard(path: Path, results: Iterable[dict | None]) -> int:
 
 # --- the pool ---------------------------------------------------------------------------------------
 
+def _settle_gc() -> None:
+    """In a worker (or around inline work): the imported modules out of the collector's way."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+@contextmanager
+def _settled_gc() -> Iterator[None]:
+    before = gc.get_threshold()
+    _settle_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 class _Pool:
     """Runs (function, args) tasks in worker processes — or inline with one worker — yielding the
     results as they complete, with at most two tasks per worker in flight."""
@@ -144,7 +168,8 @@ class _Pool:
     def __enter__(self) -> _Pool:
         if self.workers > 1:
             # fork: the workers start with the trial and the mappings already imported.
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+            self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                                initializer=_settle_gc)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,8 +178,9 @@ class _Pool:
 
     def run(self, tasks: list[tuple[Callable, tuple]]) -> Iterator[Any]:
         if self.executor is None:
-            for fn, args in tasks:
-                yield fn(*args)
+            with _settled_gc():
+                for fn, args in tasks:
+                    yield fn(*args)
             return
         pending: set[Future] = set()
         queue = iter(tasks)
