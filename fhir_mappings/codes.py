@@ -451,7 +451,8 @@ KARNOFSKY_TEXT_NAMES = ("karnofsky performance status", "karnofsky performance s
                         "karnofsky", "kps", "performance status")
 CA19_9_TEXT_NAMES = ("ca 19-9", "ca19-9", "ca 19.9", "ca19.9", "ca 199", "ca199")
 CA19_9_CODES = {(LOINC, "24108-3"), (LOINC, "83084-4")}
-CA19_9_UNITS = {"u/ml", "[u]/ml", "ku/l", "k[u]/l", "[iu]/ml", "iu/ml", "k[iu]/l"}
+CA19_9_UNITS = {"u/ml", "[u]/ml", "ku/l", "k[u]/l", "[iu]/ml", "iu/ml", "k[iu]/l", "units/ml", "unit/ml",
+                "kunits/l"}
 TUMOUR_SIZE_CODES = {(LOINC, "21889-1")}
 LONGEST_DIAMETER = (LOINC, "33728-7")
 DISEASE_STATUS_CODES = {(LOINC, "97509-4"), (LOINC, "88040-1")}

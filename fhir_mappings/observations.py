@@ -114,7 +114,7 @@ def _read_performance(resource: dict) -> Iterator[Reading]:
         if measured is None:
             raise NotUsable("no value (a Karnofsky score without one)")
         score, unit = measured
-        if unit not in ("", "%", "{score}", "score") or not 0 <= score <= 100:
+        if unit.lower() not in ("", "%", "{score}", "score", "percent", "{percent}") or not 0 <= score <= 100:
             raise NotUsable(f"unreadable value: Karnofsky {score:g}{unit} (0–100 % expected)")
         grade = karnofsky_to_ecog(score)
         yield Reading(ref_of(resource), effective_date(resource), grade,
