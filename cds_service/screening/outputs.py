@@ -184,15 +184,26 @@ def what_to_check(evaluation: dict[str, Any]) -> str:
     return "; ".join(f"{c['label']}: {c['reason']}" for c in unknown)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula (``=HYPERLINK(…)`` in a name field) is quoted
+    with a leading apostrophe (OWASP's advice for CSV injection); numbers pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def candidates_csv(worklist: list[dict[str, Any]], trial: TrialDefinition) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for rank, c in enumerate(worklist, start=1):
-        writer.writerow({"rank": rank, "patient": c["patient"], "name": c["name"] or "", "mrn": c["mrn"] or "",
-                         "verdict": c["verdict"], "new": {None: "", True: "new", False: ""}[c["new"]],
-                         "open_items": c["openItems"], "what_to_check": what_to_check(c["evaluation"]),
-                         **key_facts(c["evaluation"], trial)})
+        row = {"rank": rank, "patient": c["patient"], "name": c["name"] or "", "mrn": c["mrn"] or "",
+               "verdict": c["verdict"], "new": "new" if c["new"] else "", "open_items": c["openItems"],
+               "what_to_check": what_to_check(c["evaluation"]), **key_facts(c["evaluation"], trial)}
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
     return out.getvalue().encode("utf-8")
 
 

@@ -112,3 +112,15 @@ def test_previous_marks_the_new_candidates(seeds, as_of, tmp_path):
         assert r["new"] == ("" if r["patient"] in before else "new"), r["patient"]
     assert summary(tmp_path / "o2")["counts"]["newCandidates"] == sum(r["new"] == "new" for r in rows)
     assert f"Patient/{patient_id(items[-1])}" in evaluations(tmp_path / "o2")
+
+
+def test_record_text_cannot_become_a_spreadsheet_formula(seeds, as_of, tmp_path):
+    bundle = json.loads(json.dumps(seeds["p01-eligible-gem-nabpac"]))
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["name"] = [{"text": '=HYPERLINK("http://evil.example","click")'}]
+    folder = write_ndjson(tmp_path / "in", resources([bundle]))
+    assert screen("--ndjson", folder, "--out", tmp_path / "out", "--as-of", as_of, "--quiet") == 0
+    (row,) = read_csv(tmp_path / "out" / "candidates.csv")
+    assert row["name"] == "'" + '=HYPERLINK("http://evil.example","click")'
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "=HYPERLINK(&quot;http://evil.example&quot;" in html and 'href="http://evil' not in html
