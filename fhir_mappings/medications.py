@@ -132,10 +132,24 @@ def local_use(resource: dict, product_text: str, form_text: str) -> str | None:
     return None
 
 
+_NAME_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _names(name: str, text: str) -> bool:
+    """The drug's name as a word of its own, not the tail of another one: "sirolimus" is not in
+    "temsirolimus" (an anticancer mTOR inhibitor), nor "tacrolimus" in "pimecrolimus"."""
+    if name not in text:
+        return False
+    pattern = _NAME_PATTERNS.get(name)
+    if pattern is None:
+        pattern = _NAME_PATTERNS.setdefault(name, re.compile(r"(?<![a-z])" + re.escape(name)))
+    return pattern.search(text) is not None
+
+
 def identify(drugs: tuple[Drug, ...], atc_prefix: str, found: list[Coding], text: str) -> tuple[str, ...]:
     """Names of the drugs of a class that the codings or text name (RxNorm, ATC, or the name)."""
     rxnorm = {c.code for c in found if c.system == codes.RXNORM}
-    named = [d.name for d in drugs if d.rxnorm & rxnorm or any(n in text for n in d.names)]
+    named = [d.name for d in drugs if d.rxnorm & rxnorm or any(_names(n, text) for n in d.names)]
     # nab-paclitaxel's names contain "paclitaxel": report the more specific drug only.
     if "nab-paclitaxel" in named and "paclitaxel" in named:
         named.remove("paclitaxel")

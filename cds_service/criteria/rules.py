@@ -105,7 +105,8 @@ def for_this_cancer(use: MedicationUse, facts: PatientFacts) -> bool:
 
 def chemotherapy_start(facts: PatientFacts) -> tuple[date | None, tuple[str, ...]]:
     """The earliest start of an anticancer drug given for this cancer, with the resources that give it."""
-    counted = [m for m in facts.anticancer if for_this_cancer(m, facts)]
+    # A cream or eye drop of an anticancer drug (fluorouracil cream for actinic keratoses) is not chemotherapy.
+    counted = [m for m in facts.anticancer if m.local_route is None and for_this_cancer(m, facts)]
     dated = [m for m in counted if m.date is not None]
     if not dated:
         return None, refs(counted)

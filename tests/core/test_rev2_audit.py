@@ -865,3 +865,21 @@ class TestMedicalHistory:
     def test_active_status_still_decides(self):
         breast = condition("C50.911", clinical="active", onset="2009", category=self.MEDICAL_HISTORY)
         assert statuses(breast)["other-malignancy"] == "fail"
+
+
+class TestDrugNames:
+    def test_temsirolimus_is_not_sirolimus(self):
+        drug = med_request(cc(None, text="temsirolimus 25 mg/mL injection"), 5)
+        assert statuses(drug)["immunosuppressants"] == "pass"
+
+    def test_sirolimus_by_name_fails(self):
+        drug = med_request(cc(None, text="sirolimus 1 mg tablet"), 5)
+        assert statuses(drug)["immunosuppressants"] == "fail"
+
+    def test_fluorouracil_cream_is_not_chemotherapy(self):
+        # Gemcitabine from 100 days ago; a progression 200 days ago precedes it. A fluorouracil cream
+        # (actinic keratoses) 280 days ago must not start "chemotherapy" and make that progression count.
+        cream = med_statement(cc(None, text="fluorouracil 5 % Topical Cream"), 280)
+        found = statuses(cream, chemo=med_statement(cc("12574", RXNORM, "gemcitabine"), 100, id="chemo"),
+                         status=disease_status("progression", 200, id="status"))
+        assert found["progression"] == "unknown"
