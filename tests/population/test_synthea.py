@@ -70,6 +70,23 @@ def evaluated(population) -> list[tuple[Path, dict, Evaluation]]:
     return results
 
 
+def test_a_generated_population_is_reused_from_the_cache(population):
+    """The second call finds the manifest and returns at once: no second Synthea run."""
+    import time
+
+    folder, as_of = population
+    manifest_before = (folder / "synthea.json").stat().st_mtime_ns
+    started = time.monotonic()
+    again = _synthea_module().generate(**POPULATION)
+    assert again == folder
+    assert time.monotonic() - started < 5
+    assert (folder / "synthea.json").stat().st_mtime_ns == manifest_before
+    manifest = _synthea_module().load_manifest(folder)
+    assert manifest["seed"] == POPULATION["seed"] and manifest["population"] == POPULATION["population"]
+    assert manifest["bundles"] == len(list((folder / "fhir").glob("*.json"))) >= POPULATION["population"]
+    assert as_of.isoformat() == manifest["reference_date"]
+
+
 # --- reading Synthea bundles ------------------------------------------------------------------------
 
 def _resources(bundle: dict, rtype: str | None = None) -> list[dict]:
