@@ -197,12 +197,17 @@ PANCREATIC_MALIGNANCY = CodeSet(
     excluded_keywords=("secondary", "benign", "in situ", "metastatic to", "family history"),
 )
 
+DUCTAL_HISTOLOGY_WORDS = ("ductal", "adenocarcinoma")
+
 PANCREATIC_NON_DUCTAL = CodeSet(
     "non-ductal pancreatic tumour",
     "ICD-10-CM C25.4 endocrine pancreas (V); keywords for neuroendocrine, acinar, SPN, pancreatoblastoma",
     icd10=("C25.4",),
     keywords=_keywords("pancrea+neuroendocrine", "islet cell", "insulinoma", "gastrinoma", "glucagonoma",
                        "vipoma", "pancrea+acinar cell", "pseudopapillary", "pancreatoblastoma"),
+    # "Ductal adenocarcinoma with neuroendocrine differentiation" is a PDAC: wording that names the ductal /
+    # adenocarcinoma histology is not "explicitly non-ductal" (the gate must not fail it).
+    excluded_keywords=DUCTAL_HISTOLOGY_WORDS,
 )
 
 NON_DUCTAL_HISTOLOGY_ICDO3 = ("8240", "8241", "8242", "8243", "8244", "8245", "8246", "8247", "8248",

@@ -317,11 +317,15 @@ def metastasis_primary(found: list[Coding], text: str) -> str | None:
 def _histology_non_ductal(resource: dict) -> bool:
     for ext in extensions(resource, codes.HISTOLOGY_EXTENSION):
         concept = ext.get("valueCodeableConcept")
-        for coding in codings(concept, "histology"):
-            if coding.system == codes.ICDO3 and coding.code.split("/")[0] in codes.NON_DUCTAL_HISTOLOGY_ICDO3:
-                return True
+        found = codings(concept, "histology")
+        if any(c.system == codes.ICDO3 and c.code.split("/")[0] in codes.NON_DUCTAL_HISTOLOGY_ICDO3 for c in found):
+            return True
+        if any((c.system == codes.ICDO3 and c.code.split("/")[0] in codes.DUCTAL_HISTOLOGY_ICDO3)
+               or (c.system == codes.SNOMED and c.code in codes.DUCTAL_HISTOLOGY_SNOMED) for c in found):
+            continue  # coded ductal / adenocarcinoma: its wording ("… with neuroendocrine differentiation") is not
         words = concept_text(concept)
-        if any(k in words for k in codes.NON_DUCTAL_HISTOLOGY_KEYWORDS):
+        if any(k in words for k in codes.NON_DUCTAL_HISTOLOGY_KEYWORDS) and not any(
+                w in words for w in codes.DUCTAL_HISTOLOGY_WORDS):
             return True
     return False
 

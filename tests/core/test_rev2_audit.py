@@ -883,3 +883,25 @@ class TestDrugNames:
         found = statuses(cream, chemo=med_statement(cc("12574", RXNORM, "gemcitabine"), 100, id="chemo"),
                          status=disease_status("progression", 200, id="status"))
         assert found["progression"] == "unknown"
+
+
+class TestDuctalWithNeuroendocrineDifferentiation:
+    ICDO3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
+
+    def test_coded_ductal_histology_wins_over_its_wording(self):
+        histology = {"coding": [coding("8500/3", self.ICDO3, "Infiltrating duct carcinoma")],
+                     "text": "Ductal adenocarcinoma with focal neuroendocrine differentiation"}
+        pdac = condition("C25.0", onset=300, id="pdac", histology=histology)
+        assert statuses(pdac=pdac)["pdac-diagnosis"] == "pass"
+
+    def test_text_naming_the_ductal_histology_is_pdac(self):
+        pdac = condition(None, text="Pancreatic ductal adenocarcinoma with neuroendocrine differentiation", onset=300,
+                         id="pdac")
+        assert statuses(pdac=pdac)["pdac-diagnosis"] == "pass"
+
+    def test_neuroendocrine_histology_still_fails(self):
+        histology = {"coding": [coding("8246/3", self.ICDO3, "Neuroendocrine carcinoma")]}
+        pdac = condition("C25.0", onset=300, id="pdac", histology=histology)
+        assert statuses(pdac=pdac)["pdac-diagnosis"] == "fail"
+        text_only = condition(None, text="Pancreatic neuroendocrine tumour", onset=300, id="pdac")
+        assert statuses(pdac=text_only)["pdac-diagnosis"] == "fail"
