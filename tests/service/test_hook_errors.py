@@ -68,7 +68,9 @@ def test_validation_errors_never_echo_values(client, body):
 
 
 def test_unknown_service_is_404(client, body):
-    assert_outcome(client.post("/cds-services/no-such-trial", json=body), 404, "no-such-trial")
+    response = client.post("/cds-services/no-such-trial", json=body)
+    assert_outcome(response, 404, "no such CDS service")
+    assert b"no-such-trial" not in response.get_data()  # the caller's text is not echoed (issue 11)
     assert_outcome(client.post("/cds-services/no-such-trial/feedback", json={"feedback": []}), 404)
 
 
