@@ -905,3 +905,33 @@ class TestDuctalWithNeuroendocrineDifferentiation:
         assert statuses(pdac=pdac)["pdac-diagnosis"] == "fail"
         text_only = condition(None, text="Pancreatic neuroendocrine tumour", onset=300, id="pdac")
         assert statuses(pdac=text_only)["pdac-diagnosis"] == "fail"
+
+
+class TestOidsEverywhere:
+    """Every reader goes through one normalisation: canonical URI or HL7 OID, in any letter case."""
+
+    def test_upper_case_oids_in_every_reader(self):
+        found = statuses(
+            pdac=condition("C25.0", "URN:OID:2.16.840.1.113883.6.90", onset=300, id="pdac"),
+            liver_met=condition("94381002", "urn:OID:2.16.840.1.113883.6.96", onset=290, id="liver-met"),
+            ecog=observation("89247-1", "URN:OID:2.16.840.1.113883.6.1", on=10, valueInteger=1),
+            imaging=imaging_study(None, 20) | {"modality": [coding("CT", "URN:OID:1.2.840.10008.2.16.4")]},
+            chemo=med_statement(cc("12574", "urn:oid:2.16.840.1.113883.6.88", "gemcitabine"), 200, id="chemo"),
+        )
+        assert [found[c] for c in ("pdac-diagnosis", "liver-metastases", "ecog", "extrahepatic-metastases",
+                                   "progression")] == ["pass"] * 5
+
+    def test_rxnorm_oid_immunosuppressant_and_cpt_oid_surgery(self):
+        tacrolimus = med_request(cc("42316", "urn:oid:2.16.840.1.113883.6.88"), 5)
+        colectomy = procedure("44140", None, 5, system="urn:oid:2.16.840.1.113883.6.12")
+        found = statuses(tacrolimus, colectomy)
+        assert found["immunosuppressants"] == "fail"
+        assert found["recent-major-surgery"] == "fail"
+
+    def test_atc_oid(self):
+        aza = med_statement(cc("L04AX01", "urn:oid:2.16.840.1.113883.6.73"), 10)
+        assert statuses(aza)["immunosuppressants"] == "fail"
+
+    def test_swedish_snomed_edition_in_the_system(self):
+        met = condition("94381002", "http://snomed.info/sct/45991000052106", onset=290, id="liver-met")
+        assert statuses(liver_met=met)["liver-metastases"] == "pass"
