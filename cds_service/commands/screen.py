@@ -116,25 +116,27 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     source_info.update(files=len(source.files), bytes=source.size)
 
+    try:
+        engine = get_engine(args.engine)
+    except ImportError as exc:
+        raise UsageError(f"--engine {args.engine} is not installed ({exc}); pip install 'trialcds[{args.engine}]'") from None
     workdir = args.out / ".work"
     shutil.rmtree(workdir, ignore_errors=True)
     make_private_dir(workdir)
     workers = args.workers or default_workers()
     plan = ScreeningPlan(source, trial.id, as_of, workdir, workers,
                          args.spark_master if args.engine == "spark" else None)
-    try:
-        engine = get_engine(args.engine)
-    except ImportError as exc:
-        raise UsageError(f"--engine {args.engine} is not installed ({exc}); pip install 'trialcds[{args.engine}]'") from None
-    phase_start = time.monotonic()
-    engine_run = engine.run(plan, progress)
-    timings["engine"] = time.monotonic() - phase_start
+    try:  # the scratch partitions hold patient data: removed however the run ends (Ctrl-C too)
+        phase_start = time.monotonic()
+        engine_run = engine.run(plan, progress)
+        timings["engine"] = time.monotonic() - phase_start
 
-    from cds_service.screening.outputs import write_run_outputs
+        from cds_service.screening.outputs import write_run_outputs
 
-    tally = write_run_outputs(args.out, trial, as_of, engine_run, previous, source_info,
-                              {"name": engine.name, **engine_run.details}, timings, started, progress)
-    shutil.rmtree(workdir, ignore_errors=True)
+        tally = write_run_outputs(args.out, trial, as_of, engine_run, previous, source_info,
+                                  {"name": engine.name, **engine_run.details}, timings, started, progress)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
     code = EXIT_OK if engine_run.issues.read_whole else EXIT_INCOMPLETE_INPUT
     print(funnel_text(tally, args.out))

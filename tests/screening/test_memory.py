@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import orjson
@@ -78,3 +79,33 @@ def test_partitions_grow_with_the_input():
     assert grouping.partition_count(10, 2) == 4
     assert grouping.partition_count(100 * grouping.PARTITION_BYTES, 2) == 101
     assert grouping.partition_count(10**15, 2) == grouping.MAX_PARTITIONS
+
+
+def _screen_with_256_open_files(args: list) -> None:
+    import resource
+    import sys
+
+    from .helpers import screen
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # this forked child only
+    sys.exit(screen(*args))
+
+
+def test_partitions_stay_inside_a_low_open_files_limit(seeds, as_of, tmp_path, monkeypatch):
+    """With 256 open files allowed (macOS's default), a run that would want thousands of partitions
+    uses fewer instead of failing with 'too many open files'."""
+    import multiprocessing
+
+    from .helpers import evaluations, write_ndjson
+
+    folder = write_ndjson(tmp_path / "in", resources(list(seeds.values())[:6]))
+    monkeypatch.setattr(grouping, "PARTITION_BYTES", 16)  # the forked child inherits these
+    monkeypatch.setattr(grouping, "MAX_PARTITIONS", 100_000)
+    args = ["--ndjson", folder, "--out", tmp_path / "out", "--as-of", as_of, "--quiet", "--workers", 1]
+    child = multiprocessing.get_context("fork").Process(target=_screen_with_256_open_files, args=(args,))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    found = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert found["engine"]["partitions"] <= (256 - 64) // 3
+    assert len(evaluations(tmp_path / "out")) == 6

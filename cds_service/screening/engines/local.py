@@ -35,6 +35,22 @@ BUNDLES_PER_TASK = 64
 GC_THRESHOLD = (50_000, 20, 100)
 
 
+def open_files_limit() -> int:
+    """The soft limit on open files, raised to the hard limit first (macOS starts at 256)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 3 * grouping.MAX_PARTITIONS + 256
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        return wanted if soft == resource.RLIM_INFINITY else soft
+    except (ImportError, ValueError, OSError):
+        return 1024
+
+
 def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -52,7 +68,9 @@ class LocalEngine:
 def _run_ndjson(plan: ScreeningPlan, pool: _Pool, progress: Progress) -> EngineRun:
     issues = InputIssues()
     chunks = plan.source.chunks()
-    partitions = grouping.partition_count(plan.source.size, plan.workers)
+    # A chunk writes up to three files per partition at once (patients, shared resources, pointers)
+    # and the merge opens one shard per partition: stay inside the open-files limit.
+    partitions = max(1, min(grouping.partition_count(plan.source.size, plan.workers), (open_files_limit() - 64) // 3))
     phase = progress.phase("grouping by patient", total=plan.source.size, unit="bytes")
     tasks = [(_partition_task, (chunk, i, plan.trial_id, plan.workdir, partitions)) for i, chunk in enumerate(chunks)]
     for (state, size) in pool.run(tasks):
