@@ -3,7 +3,7 @@ memory, frees its connections, and the service answers normally afterwards.
 
 The app runs in-process (its real record gathering, real HTTP to loopback fault servers); the
 well-behaved server is the service tests' small FHIR server holding the seed patients. Every call
-has a 2 s fetch deadline so that the whole module stays short.
+has a 3 s fetch deadline so that the whole module stays short.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from tests.service.helpers import FEEDBACK_URL, SERVICE_URL, hook_request, is_op
 
 from .fault_servers import FaultServer
 
-DEADLINE_S = 2.0
-NORMAL_S = 1.5  # a whole no-prefetch call to the local server (~0.3 s here), with room for a busy CI machine
+DEADLINE_S = 3.0
+# A whole no-prefetch call to the local server takes ~0.3 s; the bound leaves room for a machine
+# under heavy load, and still fails a call that waited for the deadline (or got a 412 at it).
+NORMAL_S = 2.0
 SEED = "p10-review-ecog2"  # a needs-review patient: the normal call ends in a card
 
 
