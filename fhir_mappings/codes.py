@@ -45,7 +45,9 @@ _SYSTEM_NAMES: dict[str, tuple[str, ...]] = {
     RXNORM: ("http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"),
     ATC: ("http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73"),
     CPT: ("http://www.ama-assn.org/go/cpt", "urn:oid:2.16.840.1.113883.6.12"),
-    DICOM: ("http://dicom.nema.org/resources/ontology/DCM", "urn:oid:1.2.840.10008.2.16.4"),
+    # Synthea writes modalities under the URL of the DICOM CID 29 web page (seen in Synthea 3.x output).
+    DICOM: ("http://dicom.nema.org/resources/ontology/DCM", "urn:oid:1.2.840.10008.2.16.4",
+            "http://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_29.html"),
     MEDDRA: ("http://terminology.hl7.org/CodeSystem/mdr", "https://www.meddra.org",
              "urn:oid:2.16.840.1.113883.6.163"),
     UCUM: ("http://unitsofmeasure.org", "urn:oid:2.16.840.1.113883.6.8"),
@@ -553,10 +555,10 @@ PANCREATIC_RESECTION = CodeSet(
 # gingivectomy is dental); only the operations below count.
 MAJOR_SURGERY = CodeSet(
     "major surgery",
-    "curated SNOMED (C, SNOMED CT browser): colectomy 23968004, partial hepatectomy 18286008, gastrectomy "
+    "curated SNOMED (C, SNOMED CT browser): colectomy 23968004, gastrectomy "
     "53442002, laparotomy 86481000, cholecystectomy 38102005, nephrectomy 108022006, hip replacement "
     "52734007, knee replacement 609588000, CABG 232717009, appendectomy 80146002, splenectomy 234319005, "
-    "lobectomy of lung 173171007, hysterectomy 236886002, esophagectomy 70536003, craniotomy 25353009, "
+    "lobectomy of lung 173171007, hysterectomy 236886002, kidney transplant 70536003, craniotomy 25353009, "
     "amputation 81723002; curated CPT (C, CMS PFS "
     "descriptors): hepatectomy 47120 / 47122 / 47125 / 47130, colectomy 44140–44160 and laparoscopic "
     "44204–44212, gastrectomy 43620–43634, esophagectomy 43107–43124, nephrectomy 50220–50240 / 50545 / "
@@ -565,7 +567,9 @@ MAJOR_SURGERY = CodeSet(
     "58150 / 58180 / 58200 / 58210 / 58570–58573, hip / knee arthroplasty 27130 / 27447, exploratory "
     "laparotomy 49000, thoracotomy 32100, craniotomy 61510, CABG 33510–33536, aortic aneurysm repair "
     "34701–34708 / 35081 / 35102, amputation 27590–27598 / 27880–27889; keywords (MAJOR_SURGERY_WORDS)",
-    codes=_snomed("23968004", "18286008", "53442002", "86481000", "38102005", "108022006", "52734007",
+    # 18286008 is NOT a hepatectomy: it is "Catheter ablation of tissue of heart" (Synthea's atrial
+    # fibrillation module) — a catheter procedure that must not exclude anyone.
+    codes=_snomed("23968004", "53442002", "86481000", "38102005", "108022006", "52734007",
                   "609588000", "232717009", "80146002", "234319005", "173171007", "236886002", "70536003",
                   "25353009", "81723002")
     | frozenset((CPT, c) for c in (
@@ -599,7 +603,8 @@ MAJOR_SURGERY_WORDS = (
     "knee arthroplasty", "shoulder arthroplasty", "arthroplasty of hip", "arthroplasty of knee",
     "coronary artery bypass", "cabg", "aortic aneurysm", "aneurysm repair", "aortic valve replacement",
     "valve replacement", "endarterectomy", "vascular bypass", "femoropopliteal bypass", "aortobifemoral",
-    "amputation", "transplant",
+    "amputation", "transplant", "portocaval", "portacaval", "portosystemic shunt", "splenorenal shunt",
+    "resection of portion of liver",
 )
 # Diagnostic and minor procedures: never major, whatever else the name says (a laparoscopic biopsy is a
 # biopsy) — the safe reading, which never excludes an eligible patient. Matched at the start of a word.
@@ -611,6 +616,12 @@ MINOR_PROCEDURE_WORDS = (
     "cataract", "phacoemulsification", "intraocular", "eye", "lens", "retina", "vitrectom", "conjunctiv",
     "eyelid", "nail", "wart",
 )
+# Not an operation at all, whatever operation it names: a referral, a care regime, an assessment
+# (Synthea writes "Referral to transplant surgeon" and "Transplantation of kidney regime (regime/therapy)"
+# as Procedures), or a procedure done through a catheter (transcatheter aortic valve replacement).
+NOT_AN_OPERATION_WORDS = ("referral", "regime/therapy", "regime", "assessment", "consultation", "evaluation",
+                          "counseling", "counselling", "education", "screening", "planning", "transcatheter",
+                          "percutaneous coronary")
 # Devices and access procedures: minor on their own, but an organ resection "with drain placement" stays
 # major (so these lose to a major word, unlike the diagnostic words above).
 DEVICE_PROCEDURE_WORDS = ("stent", "port", "drain", "catheter", "needle", "aspiration", "injection", "infusion",

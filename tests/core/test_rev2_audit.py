@@ -935,3 +935,18 @@ class TestOidsEverywhere:
     def test_swedish_snomed_edition_in_the_system(self):
         met = condition("94381002", "http://snomed.info/sct/45991000052106", onset=290, id="liver-met")
         assert statuses(liver_met=met)["liver-metastases"] == "pass"
+
+
+class TestSyntheaProcedures:
+    @pytest.mark.parametrize(("code", "display", "expected"), [
+        ("18286008", "Catheter ablation of tissue of heart (procedure)", "pass"),
+        ("415070008", "Percutaneous coronary intervention (procedure)", "pass"),
+        ("169553002", "Insertion of subcutaneous contraceptive (procedure)", "pass"),
+        ("274031008", "Rectal polypectomy (procedure)", "pass"),
+        ("73761001", "Colonoscopy (procedure)", "pass"),
+        ("80146002", "Appendectomy (procedure)", "fail"),
+        ("232717009", "Coronary artery bypass grafting (procedure)", "fail"),
+        ("52734007", "Total replacement of hip (procedure)", "fail"),
+    ])
+    def test_synthea_procedure_codes(self, code, display, expected):
+        assert statuses(procedure(code, display, 5))["recent-major-surgery"] == expected
