@@ -41,6 +41,9 @@ SHARED_TYPES = {"Medication": ("medicationReference",), "ResearchStudy": ("study
 POINTER_ELEMENTS = tuple(dict.fromkeys(e for elements in SHARED_TYPES.values() for e in elements))
 
 
+PATIENTS_SEEN = "patient-resources"  # a count kept beside the issues, never reported as one
+
+
 def partition_count(input_bytes: int, workers: int) -> int:
     """Enough partitions that one fits comfortably in memory, and at least two per worker."""
     return max(2 * workers, min(MAX_PARTITIONS, input_bytes // PARTITION_BYTES + 1))
@@ -150,7 +153,7 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
     patients = _Writers(workdir / "parts", "p", name, partitions)
     medications = _Writers(workdir / "meds", "m", name, partitions)
     pointers = _Writers(workdir / "medrefs", "m", name, partitions)
-    not_read = 0
+    not_read = patient_resources = 0
     try:
         for at, line in read_chunk(chunk, issues):
             try:
@@ -170,6 +173,8 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
             if to.medication:
                 medications.write(partition_of(to.medication, partitions), to.medication, line)
             elif to.patient:
+                if resource["resourceType"] == "Patient":
+                    patient_resources += 1
                 patients.write(partition_of(to.patient, partitions), to.patient, line)
                 # One line per pointer: a patient's second prescription of a drug brings the drug
                 # twice, and screen_patient keeps one (cheaper than remembering pairs here).
@@ -178,6 +183,7 @@ def partition_chunk(chunk: Chunk, index: int, reads: TrialReads, workdir: Path, 
             else:
                 issues.add("resource-without-patient", f"{describe(chunk, at)}: {resource['resourceType']}")
         issues.add("not-read-by-trial", n=not_read)
+        issues.add(PATIENTS_SEEN, n=patient_resources)  # for the ETA of the evaluation; not an issue
     finally:
         patients.close()
         medications.close()

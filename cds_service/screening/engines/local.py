@@ -82,7 +82,7 @@ def _run_ndjson(plan: ScreeningPlan, pool: _Pool, progress: Progress) -> EngineR
         issues.merge(InputIssues.from_state(state))
     shards_dir = plan.workdir / "results"
     shards_dir.mkdir(mode=0o700, exist_ok=True)
-    phase = progress.phase("evaluating", unit="patients")
+    phase = progress.phase("evaluating", total=issues.counts.get(grouping.PATIENTS_SEEN) or None, unit="patients")
     shards = []
     tasks = [(_evaluate_task, (plan.workdir, i, plan.trial_id, plan.as_of, shards_dir)) for i in range(partitions)]
     for shard, count, state in pool.run(tasks):
