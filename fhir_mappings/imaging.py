@@ -42,6 +42,10 @@ def _read_study(resource: dict) -> Iterator[ImagingDone]:
     for series in as_list(resource.get("series"), "series"):
         modalities += [c.code.upper() for c in _modality_codings(as_dict(series, "series").get("modality"),
                                                                  "series.modality")]
+    if not set(modalities) & codes.CROSS_SECTIONAL_MODALITIES:
+        # No CT / MR / PT modality coding: the study's procedure code may still name one (Synthea, some PACS).
+        for concept in concepts(resource, "procedureCode"):
+            modalities += modalities_named(codings(concept, "procedureCode"), concept_text(concept))
     yield ImagingDone(ref_of(resource), _study_date(resource), tuple(dict.fromkeys(modalities)))
 
 

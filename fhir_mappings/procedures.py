@@ -29,6 +29,7 @@ def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
 _MAJOR = _word_pattern(codes.MAJOR_SURGERY_WORDS)
 _MINOR = _word_pattern(codes.MINOR_PROCEDURE_WORDS)
 _DEVICE = _word_pattern(codes.DEVICE_PROCEDURE_WORDS)
+_NOT_AN_OPERATION = _word_pattern(codes.NOT_AN_OPERATION_WORDS)
 
 
 def read_procedures(record: PatientRecord) -> list[ProcedureDone]:
@@ -52,6 +53,8 @@ def procedure_kind(found: list[Coding], text: str) -> str:
     """``pancreatic-resection`` | ``major`` | ``minor`` | ``other`` (what the criteria need to know)."""
     if codes.PANCREATIC_RESECTION.matches(found, text):
         return "pancreatic-resection"
+    if _NOT_AN_OPERATION.search(text):
+        return "other"
     if any(codes.MAJOR_SURGERY.code_matches(c) for c in found):  # a curated code is the surest sign
         return "major"
     if _MINOR.search(text):

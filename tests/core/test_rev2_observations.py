@@ -178,6 +178,18 @@ class TestStagingImaging:
         assert status(evaluation, "extrahepatic-metastases") == "pass"
         assert evaluation.facts["stagingImaging"]["ref"] == "ImagingStudy/ct"
 
+    def test_synthea_imaging_study(self):
+        # Synthea 3.x: the DICOM CID 29 web page as the system, the SNOMED procedure in procedureCode.
+        synthea_dicom = "http://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_29.html"
+        study = imaging_study(None, 20, id="ct") | {"series": [{"uid": "1", "modality": coding("CT", synthea_dicom)}]}
+        assert status(evaluate(eligible(imaging=study)), "extrahepatic-metastases") == "pass"
+        by_procedure = imaging_study(None, 20, id="ct") | {"procedureCode": [cc(
+            "418891003", SNOMED, "Computed tomography of chest and abdomen (procedure)")]}
+        assert status(evaluate(eligible(imaging=by_procedure)), "extrahepatic-metastases") == "pass"
+        xray = imaging_study(None, 20) | {"series": [{"uid": "1", "modality": coding("DX", synthea_dicom)}],
+                                           "procedureCode": [cc("241046008", SNOMED, "Dental X-ray bitewing")]}
+        assert status(evaluate(eligible(imaging=xray)), "extrahepatic-metastases") == "unknown"
+
     def test_series_modality_under_the_dicom_oid(self):
         study = imaging_study(None, 20, id="mr", series=[{"uid": "1", "modality": coding("MR", "urn:oid:1.2.840.10008.2.16.4")}])
         assert status(evaluate(eligible(imaging=study)), "extrahepatic-metastases") == "pass"
@@ -350,7 +362,8 @@ class TestRecentMajorSurgery:
     @pytest.mark.parametrize("display", [
         "Gingivectomy", "Excision of skin lesion", "Polypectomy of colon at colonoscopy", "Cataract extraction",
         "Dental extraction", "Insertion of port", "Endoscopic stent placement", "Percutaneous drain insertion",
-        "Endoscopic mucosal resection", "Surgical procedure"])
+        "Endoscopic mucosal resection", "Surgical procedure", "Referral to transplant surgeon (procedure)",
+        "Transplantation of kidney regime (regime/therapy)", "Transcatheter aortic valve replacement (procedure)"])
     def test_minor_or_unnamed_procedures_do_not_exclude(self, display):
         evaluation = evaluate(with_(procedure("71388002", display, 10, category=SURGICAL)))
         assert status(evaluation, "recent-major-surgery") == "pass"
