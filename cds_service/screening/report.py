@@ -92,7 +92,7 @@ def _worklist(worklist: list[dict[str, Any]], trial: TrialDefinition) -> str:
     if not worklist:
         return '<p class="empty">No candidates in this run.</p>'
     bodies = [_patient(i, c, trial) for i, c in enumerate(worklist, start=1)]
-    return ('<table class="worklist"><thead><tr><th>#</th><th>Patient</th><th>Verdict</th><th>Open items</th>'
+    return ('<table class="worklist"><thead><tr><th>#</th><th>Patient</th><th>Verdict</th><th>To check</th>'
             '<th>Key facts</th><th class="noprint"></th></tr></thead>' + "".join(bodies) + "</table>")
 
 
@@ -104,6 +104,12 @@ def _patient(rank: int, c: dict[str, Any], trial: TrialDefinition) -> str:
     who = e(c["name"] or "(no name recorded)")
     mrn = f'<div class="muted">MRN {e(c["mrn"])}</div>' if c.get("mrn") else ""
     detail_id = f"criteria-{rank}"
+    # What the coordinator must find out: the automated criteria the record left open (they make the
+    # verdict needs-review); the review-only ones are in the criterion table.
+    open_items = [x for x in evaluation["criteria"] if x["automated"] and x["status"] == "unknown"]
+    to_check = ("<ul class=\"open\">" + "".join(f"<li><b>{e(x['label'])}</b>: {e(x['reason'])}</li>" for x in open_items)
+                + "</ul>") if open_items else '<span class="muted">nothing beyond the screening visit</span>'
+
     rows = "".join(
         f'<tr class="{e(x["status"])}"><td><span class="status {e(x["status"])}">{STATUS_TEXT.get(x["status"], e(x["status"]))}</span></td>'
         f'<td>{e(x["label"])}{"" if x["automated"] else " <span class=muted>(review)</span>"}</td><td>{e(x["reason"])}</td></tr>'
@@ -111,7 +117,7 @@ def _patient(rank: int, c: dict[str, Any], trial: TrialDefinition) -> str:
     return (f'<tbody class="patient" data-verdict="{e(c["verdict"])}" data-new="{"true" if c.get("new") else "false"}">'
             f'<tr class="main"><td>{rank}</td><td><div class="who">{who} {new}</div>{mrn}<div class="muted ref">{e(c["patient"])}</div></td>'
             f'<td><span class="badge {e(c["verdict"])}">{VERDICT_TEXT.get(c["verdict"], e(c["verdict"]))}</span></td>'
-            f'<td class="num">{c["openItems"]}</td><td><ul class="facts">{fact_items}</ul></td>'
+            f'<td class="open-items" data-open="{c["openItems"]}">{to_check}</td><td><ul class="facts">{fact_items}</ul></td>'
             f'<td class="noprint"><button type="button" class="toggle" aria-expanded="false" aria-controls="{detail_id}">Criteria</button></td></tr>'
             f'<tr class="criteria" id="{detail_id}" hidden><td></td><td colspan="5"><table class="criteria-table">'
             f'<thead><tr><th>Status</th><th>Criterion</th><th>Reason</th></tr></thead><tbody>{rows}</tbody></table></td></tr>'
@@ -147,7 +153,9 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align:left; vertical-align:top; padding:6px 8px; border-bottom:1px solid var(--line); }
 th { font-weight:600; background:#f4f6f9; }
 td.num { text-align:right; }
-.worklist ul.facts { margin:0; padding-left:16px; }
+.worklist ul.facts, .worklist ul.open { margin:0; padding-left:16px; }
+.worklist ul.open { font-size:13px; color:var(--rev); } .worklist ul.open b { color:var(--ink); font-weight:600; }
+.worklist td.open-items { max-width:340px; }
 .badge { display:inline-block; border-radius:10px; padding:0 8px; font-size:12px; font-weight:600; border:1px solid; white-space:nowrap; }
 .badge.likely-eligible { color:var(--ok); } .badge.needs-review { color:var(--rev); } .badge.new { color:#2d4fa0; }
 .status { font-weight:600; white-space:nowrap; } .status.pass { color:var(--ok); } .status.fail { color:var(--no); } .status.unknown { color:var(--rev); }

@@ -65,6 +65,13 @@ def test_report_shows_funnel_exclusions_and_an_expandable_worklist_offline(repor
         assert shown.count() == len(candidates[ref]["criteria"])
         assert candidates[ref]["criteria"][1]["label"] in criteria.inner_text()
 
+        # A needs-review row names what to check without expanding anything.
+        review = page.locator("tbody.patient[data-verdict=needs-review]").first
+        review_ref = review.locator("tr.main .ref").inner_text()
+        open_items = [c for c in candidates[review_ref]["criteria"] if c["automated"] and c["status"] == "unknown"]
+        assert open_items and review.locator("ul.open li").count() == len(open_items)
+        assert open_items[0]["label"] in review.locator("td.open-items").inner_text()
+
         page.check("input[value=needs-review]")
         visible = [b for b in rows.all() if b.is_visible()]
         assert visible and all(b.get_attribute("data-verdict") == "needs-review" for b in visible)
