@@ -5,7 +5,7 @@ Synthea (org.mitre.synthea:synthea, pinned in ``tools/synthea/pom.xml``) is an i
 of synthetic patient records. The tests and benchmarks use it to see the service on data it did not
 write. Everything generated stays under ``.cache/synthea/`` (git-ignored); nothing is committed.
 
-Library use (stable API; helper scripts and tests import it)::
+Library use (stable API; helper scripts and tests import it), with the repository root on sys.path::
 
     from scripts.synthea import generate, load_manifest, bundle_files, ndjson_files
     folder = generate(population=40, seed=7)           # -> Path, e.g. .cache/synthea/7-40
@@ -43,7 +43,7 @@ Command line::
     scripts/synthea.py -p 40 -s 7 [-a 50-90] [--years-of-history 3] [--no-bulk-data]
                        [--reference-date 2026-11-24]          # prints the folder
 
-Importing it from elsewhere (``scripts`` is not a package)::
+Importing it without the root on sys.path (``scripts`` has no ``__init__``)::
 
     spec = importlib.util.spec_from_file_location("synthea", ROOT / "scripts" / "synthea.py")
     synthea = importlib.util.module_from_spec(spec); spec.loader.exec_module(synthea)
