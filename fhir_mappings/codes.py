@@ -321,13 +321,17 @@ MALIGNANT_NOT_CANCER_WORDS = ("hypertension", "hyperthermia", "neuroleptic", "ot
 UNKNOWN_PRIMARY_WORDS = ("unknown primary", "primary unknown", "unspecified site", "without specification of site")
 # Problem lists abbreviate "history of": "Hx of breast cancer", "H/O breast cancer", "Personal hx of …".
 HISTORY_ABBREVIATIONS = ("hx of", "h/o", "personal hx")
+# A problem about the cancer, not a cancer: "cancer pain", "cancer-related fatigue", "at risk for cancer",
+# "fear of cancer recurrence", "malignancy-associated hypercalcaemia".
+CANCER_CONTEXT_WORDS = ("pain", "fatigue", "risk", "fear", "anxiety", "worry", "related", "associated", "concern")
 
 OTHER_MALIGNANCY = CodeSet(
     "another primary malignancy",
     "ICD-10-CM C00–C96 and C7A except C25, C44, C77–C80, C7B (V); SNOMED primary malignant neoplasms "
     "(mCODE examples 353431000119107 breast, 254637007 NSCLC, 92814006 CLL) and keywords",
+    # 363346000 "Malignant neoplastic disease" is not listed: it names no site (see GENERIC_MALIGNANCY_NAMES).
     codes=_snomed("353431000119107", "254637007", "92814006", "254837009", "363358000", "399068003",
-                  "363406005", "93143009", "372064008", "363346000"),
+                  "363406005", "93143009", "372064008"),
     icd10=icd10_range("C00", "C96") + ("C7A*",),
     icd10_excluded=("C25*", "C44*", "C77*", "C78*", "C79*", "C80*", "C7B*"),
     keywords=_keywords("malignan", "carcinoma", "cancer", "lymphoma", "leukemia", "leukaemia", "melanoma",
@@ -337,7 +341,31 @@ OTHER_MALIGNANCY = CodeSet(
     excluded_keywords=("pancrea", "secondary", "metasta", "basal cell", "in situ", "benign", "history of",
                        "carcinoma of skin", "neoplasm of skin", "tumor of skin", "tumour of skin", "skin cancer",
                        "cutaneous squamous", "keratinocyte", "family history", "screening", "suspected")
-    + HISTORY_ABBREVIATIONS + MALIGNANT_NOT_CANCER_WORDS + UNKNOWN_PRIMARY_WORDS,
+    + HISTORY_ABBREVIATIONS + MALIGNANT_NOT_CANCER_WORDS + UNKNOWN_PRIMARY_WORDS + CANCER_CONTEXT_WORDS,
+)
+
+# A cancer named with no site at all ("Cancer", "Malignant neoplastic disease (disorder)", "Adenocarcinoma"):
+# in this patient most likely the PDAC itself, and like C80 (unspecified site) never another primary.
+# Compared after parentheses ("(disorder)", Epic's "(HCC)"), "NOS" and "unspecified" are removed.
+GENERIC_MALIGNANCY_NAMES = frozenset({
+    "cancer", "malignancy", "malignant neoplasm", "malignant neoplastic disease", "malignant tumor",
+    "malignant tumour", "neoplasm, malignant", "malignant disease", "carcinoma", "adenocarcinoma",
+    "primary malignant neoplasm", "active cancer", "cancer, active", "tumor, malignant", "malignant",
+})
+
+# "Malignant neoplasm of liver, not specified as primary or secondary" (ICD-10 C22.9, SNOMED 93870000
+# "Malignant neoplasm of liver"): in a patient with liver metastases it may well be them. It asks (unknown)
+# instead of excluding; a named primary liver cancer (hepatocellular, cholangiocarcinoma …) still counts.
+LIVER_PRIMARY_OR_SECONDARY = CodeSet(
+    "malignant neoplasm of liver, primary or secondary not stated",
+    "ICD-10-CM C22.9 (V); SNOMED 93870000 Malignant neoplasm of liver (C, public SNOMED-based code lists)",
+    codes=_snomed("93870000"),
+    icd10=("C22.9",),
+    keywords=_keywords("malignant neoplasm of liver", "malignant tumor of liver", "malignant tumour of liver",
+                       "liver cancer", "cancer of liver", "cancer of the liver", "malignancy of liver",
+                       "malignancy of the liver", "hepatic malignancy"),
+    excluded_keywords=("primary", "hepatocellular", "cholangio", "hepatoblastoma", "angiosarcoma", "bile duct",
+                       "hcc,", "secondary", "metasta"),
 )
 
 MALIGNANCY_HISTORY = CodeSet(
@@ -428,6 +456,13 @@ MEDICAL_HISTORY_CATEGORY_WORDS = ("medical history", "medicalhistory", "past his
 ENCOUNTER_DIAGNOSIS_PROFILE = "us-core-condition-encounter-diagnosis"
 
 # --- Sites, observations, imaging --------------------------------------------------------------
+
+PANCREAS_SITE = CodeSet(
+    "pancreas",
+    "SNOMED 15776009 pancreatic structure (V, mCODE examples); pancreas parts by display",
+    codes=_snomed("15776009", "181277001"),
+    keywords=_keywords("pancrea"),
+)
 
 LIVER_SITE = CodeSet(
     "liver",

@@ -67,6 +67,10 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
     if UNSITED_MET in buckets:
         record.note(diagnosis.ref, "noted: metastatic disease without a body site counts as neither liver nor "
                                    "extrahepatic")
+    if OTHER_MALIGNANCY in buckets and diagnosis.confirmed and codes.LIVER_PRIMARY_OR_SECONDARY.matches(found, text):
+        # C22.9 / "malignant neoplasm of liver" does not say primary: it may be the liver metastases. The
+        # other-malignancy rule asks about an unconfirmed cancer instead of excluding on it.
+        diagnosis = replace(diagnosis, verification="not stated as primary or secondary")
     if OTHER_MALIGNANCY in buckets and diagnosis.status_says is None and _medical_history(resource):
         # A status-less past-medical-history entry states a cancer the patient had, like a Z85 code: it asks
         # (or passes when its onset is old), it never shows an active cancer.
@@ -237,11 +241,36 @@ def _primary_buckets(resource: dict, found: list[Coding], text: str) -> tuple[st
         return (NON_DUCTAL,) if _histology_non_ductal(resource) else (PDAC,)
     if codes.MALIGNANCY_HISTORY.matches(found, text):
         return (MALIGNANCY_HISTORY,)
+    if not codes.OTHER_MALIGNANCY.code_matches_any(found) and _names_no_site(resource, found):
+        # "Malignant neoplastic disease" names no site: mCODE puts the site in bodySite. Pancreas → the PDAC
+        # (unless its histology is non-ductal); another site → another primary; no site → like C80, neither.
+        sites = concepts(resource, "bodySite")
+        if not sites:
+            return ()
+        if any(codes.PANCREAS_SITE.matches(codings(site, "bodySite"), concept_text(site)) for site in sites):
+            return (NON_DUCTAL,) if _histology_non_ductal(resource) else (PDAC,)
+        return (OTHER_MALIGNANCY,)
     if codes.OTHER_MALIGNANCY.matches(found, text):
         return (OTHER_MALIGNANCY,)
     if codes.PRIMARY_CANCER_PROFILE in _profiles(resource) and "pancrea" not in text:
         return (OTHER_MALIGNANCY,)
     return ()
+
+
+_PARENTHESES = re.compile(r"\([^)]*\)")
+_UNSPECIFIED_TAIL = re.compile(r"[,;]?\s*\b(?:nos|unspecified|not otherwise specified)\b\.?")
+
+
+def _names_no_site(resource: dict, found: list[Coding]) -> bool:
+    """Does every wording of the Condition (text and displays) name a cancer without any site?"""
+    texts = _texts(resource, found)
+    if not texts:
+        return False
+    for text in texts:
+        bare = _UNSPECIFIED_TAIL.sub("", _PARENTHESES.sub("", text)).strip(" .,;-")
+        if bare not in codes.GENERIC_MALIGNANCY_NAMES:
+            return False
+    return True
 
 
 _SITE_PATTERNS = tuple(re.compile(p) for p in codes.METASTASIS_SITE_PATTERNS)

@@ -950,3 +950,45 @@ class TestSyntheaProcedures:
     ])
     def test_synthea_procedure_codes(self, code, display, expected):
         assert statuses(procedure(code, display, 5))["recent-major-surgery"] == expected
+
+
+class TestCancerWithoutAnotherSite:
+    @pytest.mark.parametrize(("code", "display"), [
+        ("363346000", "Malignant neoplastic disease (disorder)"), (None, "Cancer"), (None, "Malignancy"),
+        (None, "Carcinoma, NOS"), ("35917007", "Adenocarcinoma"), (None, "Cancer (HCC)"),
+        (None, "Cancer pain"), (None, "Cancer-related fatigue"), (None, "At risk for cancer"),
+        (None, "Fear of cancer recurrence"), (None, "Hypercalcemia of malignancy-associated"),
+    ])
+    def test_no_other_site_named_is_not_another_malignancy(self, code, display):
+        found = condition(code, SNOMED, display, text=None if code else display, onset=30)
+        assert statuses(found)["other-malignancy"] == "pass"
+
+    @pytest.mark.parametrize(("code", "system", "display"), [
+        ("C22.9", ICD10, "Malignant neoplasm of liver, not specified as primary or secondary"),
+        ("93870000", SNOMED, "Malignant neoplasm of liver (disorder)"),
+        (None, SNOMED, "Liver cancer")])
+    def test_liver_cancer_not_stated_primary_asks(self, code, system, display):
+        found = condition(code, system, display, text=None if code else display, onset=30)
+        evaluation = evaluate(with_(found))
+        assert status(evaluation, "other-malignancy") == "unknown"
+
+    @pytest.mark.parametrize(("code", "display"), [("C22.0", "Liver cell carcinoma"),
+                                                   (None, "Hepatocellular carcinoma"),
+                                                   (None, "Cholangiocarcinoma"),
+                                                   ("C50.911", "Cancer")])
+    def test_named_primary_liver_cancer_and_coded_sites_still_fail(self, code, display):
+        found = condition(code, ICD10, display, text=None if code else display, onset=30)
+        assert statuses(found)["other-malignancy"] == "fail"
+
+    def test_mcode_generic_code_with_pancreas_body_site_is_the_pdac(self):
+        pdac = condition("363346000", SNOMED, "Malignant neoplastic disease (disorder)", onset=300, id="pdac",
+                         body_site=[cc("15776009", SNOMED, "Pancreatic structure")],
+                         profile="mcode-primary-cancer-condition")
+        found = statuses(pdac=pdac)
+        assert found["pdac-diagnosis"] == "pass"
+        assert found["other-malignancy"] == "pass"
+
+    def test_mcode_generic_code_with_breast_body_site_is_another_malignancy(self):
+        breast = condition("363346000", SNOMED, "Malignant neoplastic disease (disorder)", onset=30,
+                           body_site=[cc("80248007", SNOMED, "Left breast structure")])
+        assert statuses(breast)["other-malignancy"] == "fail"
