@@ -510,7 +510,13 @@ DISEASE_STATUS_VALUES = {
     "385633008": "improved",  # improving
 }
 PREGNANCY_STATUS_CODES = {(LOINC, "82810-3")}
-PREGNANCY_STATUS_VALUES = {"77386006": "pregnant", "60001007": "not-pregnant", "261665006": "unknown"}
+PREGNANCY_STATUS_VALUES = {"77386006": "pregnant", "60001007": "not-pregnant", "261665006": "unknown",
+                           # LOINC's own answers for 82810-3 (C): what a LOINC-coded flowsheet row sends.
+                           "LA15173-0": "pregnant", "LA26683-5": "not-pregnant", "LA4489-6": "unknown"}
+# A pregnancy status written as text ("Not pregnant", "Pregnant", "Unknown"), read in this order.
+PREGNANCY_STATUS_TEXT = (("unknown", "unknown"), ("unsure", "unknown"), ("possibl", "unknown"),
+                         ("not", "not-pregnant"), ("no", "not-pregnant"), ("negative", "not-pregnant"),
+                         ("pregnan", "pregnant"), ("yes", "pregnant"), ("positive", "pregnant"))
 BREASTFEEDING_CODES = {(LOINC, "63895-7")}
 BREASTFEEDING_YES = {(SNOMED, "169750002"), (LOINC, "LA29253-4")}
 BREASTFEEDING_NO = {(SNOMED, "169741004"), (LOINC, "LA29252-6")}

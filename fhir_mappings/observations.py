@@ -304,7 +304,21 @@ def _read_pregnancy_status(resource: dict) -> Iterator[Reading]:
             status = codes.PREGNANCY_STATUS_VALUES[coding.code]
             yield Reading(ref_of(resource), effective_date(resource), status, f"pregnancy status: {status}")
             return
+    status = _pregnancy_status_text(resource)
+    if status is not None:
+        yield Reading(ref_of(resource), effective_date(resource), status, f"pregnancy status: {status}")
+        return
     raise NotUsable("unreadable value (pregnancy status not pregnant / pregnant / unknown)")
+
+
+def _pregnancy_status_text(resource: dict) -> str | None:
+    """A status written as words (a text-only value, a local code's display, or valueString)."""
+    value = resource.get("valueCodeableConcept")
+    words = concept_text(value) if value is not None else str(resource.get("valueString") or "").lower()
+    for word, status in codes.PREGNANCY_STATUS_TEXT:
+        if re.search(rf"\b{word}", words):
+            return status
+    return None
 
 
 def read_breastfeeding(record: PatientRecord) -> list[Reading]:

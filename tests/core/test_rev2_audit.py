@@ -992,3 +992,25 @@ class TestCancerWithoutAnotherSite:
         breast = condition("363346000", SNOMED, "Malignant neoplastic disease (disorder)", onset=30,
                            body_site=[cc("80248007", SNOMED, "Left breast structure")])
         assert statuses(breast)["other-malignancy"] == "fail"
+
+
+class TestPregnancyStatusShapes:
+    PREGNANCY = staticmethod(lambda: epic_dx("Z34.90", "Supervision of normal pregnancy", recorded=100))
+
+    @pytest.mark.parametrize("value", [
+        {"valueCodeableConcept": cc("LA26683-5", LOINC, "Not pregnant")},
+        {"valueCodeableConcept": {"text": "Not pregnant"}},
+        {"valueString": "No"},
+        {"valueCodeableConcept": cc("60001007", SNOMED_OID, "Not pregnant")}])
+    def test_newer_not_pregnant_in_any_shape_overrides_the_visit_diagnosis(self, value):
+        assert statuses(self.PREGNANCY(), observation("82810-3", on=20, **value))["pregnancy"] == "pass"
+
+    @pytest.mark.parametrize("value", [{"valueCodeableConcept": cc("LA15173-0", LOINC, "Pregnant")},
+                                       {"valueCodeableConcept": {"text": "Pregnant"}}])
+    def test_pregnant_in_loinc_answer_or_text(self, value):
+        assert statuses(observation("82810-3", on=20, **value))["pregnancy"] == "fail"
+
+    def test_unknown_is_not_pregnant_nor_an_override(self):
+        unknown = observation("82810-3", on=20, valueCodeableConcept=cc("LA4489-6", LOINC, "Unknown"))
+        assert statuses(unknown)["pregnancy"] == "pass"
+        assert statuses(self.PREGNANCY(), unknown)["pregnancy"] == "fail"
