@@ -161,9 +161,10 @@ def criterion_line(c: CriterionResult) -> Markdown:
 
 
 def to_confirm(evaluation: Evaluation) -> list[Markdown]:
-    """The review criteria (never decided from a record), with why each is left to the screening visit."""
+    """The review criteria (never decided from a record), by name: the heading already says why they
+    are here, and each reason would add a line to every card (they stay in the evaluation)."""
     review = [c for c in evaluation.criteria if not c.automated and c.status != "fail"]
-    return [criterion_line(c) for c in review] or [md("nothing beyond the usual screening visit")]
+    return [md("{}", c.label) for c in review] or [md("nothing beyond the usual screening visit")]
 
 
 def criteria_met(evaluation: Evaluation) -> Markdown:
