@@ -151,6 +151,7 @@ class TrialcdsServer(BaseApplication):
         self.app_config = config
         self.options = {
             "worker_class": TrialcdsWorker,
+            "asgi_loop": "auto",  # uvloop (a dependency) where installed, else asyncio's own loop
             "timeout": 30,
             # gunicorn's defaults, stated: longer request lines → 414, larger headers → 431.
             "limit_request_line": 4094,
