@@ -175,6 +175,8 @@ def _never_evidence(resource: dict) -> str | None:
         raise MalformedResource("status should be a code")
     if status in NEVER_EVIDENCE_STATUS:
         return f"status {status}"
+    if resource.get("doNotPerform") is True:
+        return "a do-not-perform order (it forbids the treatment)"
     if resource["resourceType"] == "Condition":
         verification = status_code(resource, "verificationStatus")
         if verification in NEVER_EVIDENCE_VERIFICATION:

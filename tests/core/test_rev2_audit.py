@@ -1014,3 +1014,11 @@ class TestPregnancyStatusShapes:
         unknown = observation("82810-3", on=20, valueCodeableConcept=cc("LA4489-6", LOINC, "Unknown"))
         assert statuses(unknown)["pregnancy"] == "pass"
         assert statuses(self.PREGNANCY(), unknown)["pregnancy"] == "fail"
+
+
+class TestDoNotPerform:
+    def test_do_not_perform_order_is_never_evidence(self):
+        order = med_request(cc("42316", RXNORM, "tacrolimus"), 5, doNotPerform=True, id="dnp")
+        evaluation = evaluate(with_(order))
+        assert status(evaluation, "immunosuppressants") == "pass"
+        assert notes_about(evaluation, "MedicationRequest/dnp")
