@@ -47,7 +47,7 @@ class PatientRecord:
             else:
                 resource, full_url = item, None
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                record.note("(unnamed)", "skipped: not a FHIR resource")
+                record.note("A Bundle entry", "skipped: not a FHIR resource (no resourceType)")
                 continue
             if resource["resourceType"] == "Patient" and (patient_id is None or resource.get("id") == patient_id):
                 if record.patient is None:
