@@ -1022,3 +1022,18 @@ class TestDoNotPerform:
         evaluation = evaluate(with_(order))
         assert status(evaluation, "immunosuppressants") == "pass"
         assert notes_about(evaluation, "MedicationRequest/dnp")
+
+
+class TestLiverAssessmentWindow:
+    @pytest.mark.parametrize(("older", "expected"), [(40, "fail"), (41, "pass")])
+    def test_measurements_within_30_days_of_the_newest_form_the_assessment(self, older, expected):
+        # Four lesions measured 10 days ago; a fifth measured `older` days ago belongs to the same
+        # assessment only within 30 days of the newest measurement (inclusive).
+        lesions = [tumour_size(10, 10) for _ in range(4)] + [tumour_size(10, older)]
+        assert statuses(lesions=lesions)["liver-limited"] == expected
+
+    def test_one_lesion_measured_twice_by_focus_counts_once_with_its_newest_value(self):
+        from .builders import body_structure
+        lesion = body_structure(id="seg7")
+        measurements = [tumour_size(55, 20, focus=lesion, body_site=None), tumour_size(45, 10, focus=lesion, body_site=None)]
+        assert statuses(lesion, lesions=measurements)["liver-limited"] == "pass"
