@@ -1037,3 +1037,56 @@ class TestLiverAssessmentWindow:
         lesion = body_structure(id="seg7")
         measurements = [tumour_size(55, 20, focus=lesion, body_site=None), tumour_size(45, 10, focus=lesion, body_site=None)]
         assert statuses(lesion, lesions=measurements)["liver-limited"] == "pass"
+
+
+# --- the same shapes through `trialcds evaluate --format json` (a searchset as an EHR pages it) -----
+
+def _epic_searchset(resources: list[dict]) -> dict:
+    base = "https://fhir.epic.example/api/FHIR/R4/"
+    entries = [{"fullUrl": base + f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+               for r in resources]
+    entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "warning", "code": "processing", "diagnostics": "Some results may be hidden"}]},
+                    "search": {"mode": "outcome"}})
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources), "entry": entries}
+
+
+def test_epic_shaped_searchset_through_the_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    resources = with_(
+        epic_dx("C50.911", "Malignant neoplasm of right female breast (HCC)", recorded="2016-03-02T09:15:00-05:00",
+                id="breast-2016"),
+        epic_dx("Z34.90", "Supervision of normal pregnancy", recorded="2021-06-02", id="preg-2021"),
+        epic_dx("A41.9", "Sepsis (HCC)", recorded=200, id="sepsis-old"),
+        observation("89247-1", LOINC_OID, on=3, id="ecog-declined",
+                    dataAbsentReason=cc("asked-declined", "http://terminology.hl7.org/CodeSystem/data-absent-reason")),
+        {"resourceType": "Coverage", "id": "cov", "status": "active", "beneficiary": {"reference": "Patient/p1"}},
+        {"resourceType": "Claim", "id": "claim", "status": "active", "patient": {"reference": "Patient/p1"}},
+        med_request(None, 10, id="ciclo-eye", medicationCodeableConcept=None,
+                    medicationReference={"reference": "Medication/not-sent",
+                                         "display": "cycloSPORINE (RESTASIS) 0.05 % ophthalmic emulsion"}),
+    )
+    bundle = tmp_path / "epic.json"
+    bundle.write_text(json.dumps(_epic_searchset(resources)))
+    done = subprocess.run([sys.executable, "-m", "cds_service", "evaluate", "--bundle", str(bundle), "--as-of",
+                           AS_OF.isoformat(), "--format", "json"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    found = {c["id"]: c["status"] for c in out["criteria"]}
+    assert found["other-malignancy"] == "unknown"   # a 2016 visit diagnosis asks, never excludes
+    assert found["pregnancy"] == "pass"             # a 2021 pregnancy visit is ignored
+    assert found["active-infection"] == "pass"      # a 200-day-old sepsis visit is ignored
+    assert found["immunosuppressants"] == "pass"    # eye drops
+    assert out["verdict"] == "needs-review"
+    notes = out.get("notes", [])
+    assert not any("malformed" in n for n in notes)
+    assert not any(word in n for n in notes for word in ("Coverage", "Claim", "OperationOutcome"))
+    assert any(n.startswith("Condition/preg-2021") and "older than 270 days" in n for n in notes)
+    assert any(n.startswith("Condition/sepsis-old") and "not counted as active" in n for n in notes)
+    assert any(n.startswith("Observation/ecog-declined") and "no value (dataAbsentReason: asked-declined)" in n
+               for n in notes)
