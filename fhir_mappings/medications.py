@@ -65,7 +65,7 @@ def _read_medication(resource: dict, record: PatientRecord) -> Iterator[tuple[st
                 ref=ref_of(resource),
                 resource_type=resource["resourceType"],
                 drugs=matched,
-                label=text or ", ".join(matched),
+                label=_label(text) or ", ".join(matched),
                 status=resource.get("status"),
                 start=start,
                 end=end,
@@ -81,6 +81,15 @@ def _reasons(resource: dict) -> tuple[str, ...]:
     """``reasonReference`` targets (MedicationStatement / MedicationRequest / MedicationAdministration)."""
     found = (reference(r, "reasonReference") for r in as_list(resource.get("reasonReference"), "reasonReference"))
     return tuple(ref for ref in found if ref)
+
+
+def _label(text: str) -> str:
+    """The medicine's words without the repetition of a text that equals its display (Synthea, Epic)."""
+    words = text.split()
+    half = len(words) // 2
+    if words and len(words) % 2 == 0 and words[:half] == words[half:]:
+        words = words[:half]
+    return " ".join(words)
 
 
 def _reason_code_cancer(resource: dict) -> str | None:
