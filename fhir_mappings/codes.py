@@ -718,9 +718,13 @@ IMMUNOSUPPRESSANT_ATC_PREFIX = "L04"
 LOCAL_ROUTE_CODES = frozenset({"6064005", "448598008", "54485002", "10547007", "46713006", "16857009",
                                "TOPICAL", "OPTHALTA", "OTIC", "NASAL", "VAGINSI", "DERMAL", "CONJUNC",
                                "OPTHALINSTL"})
+# Epic writes the route of eye / ear / nose drops as where they go ("Both Eyes", "Left Ear", "Each Nostril").
 LOCAL_USE_WORDS = ("topical", "cutaneous", "dermal", "ophthalmic", "ophthalmological", "eye drop",
                    "eye ointment", "eye gel", "ocular", "conjunctival", "otic", "ear drop", "auricular",
-                   "nasal", "intranasal", "vaginal", "ointment", "cream", "lotion", "emulsion, ophthalmic")
+                   "nasal", "intranasal", "vaginal", "ointment", "cream", "lotion", "emulsion, ophthalmic",
+                   "both eyes", "left eye", "right eye", "each eye", "affected eye", "eye(s)", "both ears",
+                   "left ear", "right ear", "each ear", "affected ear", "each nostril", "nostril", "external",
+                   "apply to skin", "to skin", "affected area", "skin")
 NOT_LOCAL_WORDS = ("transdermal", "oral", "intravenous", "subcutaneous")
 
 CORTICOSTEROIDS = (

@@ -319,6 +319,9 @@ class TestSystemicImmunosuppressantsOnly:
     @pytest.mark.parametrize(("route", "expected"), [
         (cc("54485002", SNOMED, "Ophthalmic route"), "pass"), (cc("6064005", SNOMED, "Topical route"), "pass"),
         (cc(None, text="eye drops"), "pass"), (cc("26643006", SNOMED, "Oral route"), "fail"),
+        (cc("20", "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.330", "Both Eyes"), "pass"),
+        (cc(None, text="Left Ear"), "pass"), (cc(None, text="Apply to skin"), "pass"),
+        (cc("15", "urn:oid:1.2.840.114350.1.13.0.1.7.4.698288.330", "Oral"), "fail"),
         (cc(None, text="intravenous"), "fail")])
     def test_route_decides(self, route, expected):
         ordered = med_request(TACROLIMUS, 10, dosageInstruction=[{"route": route}])
