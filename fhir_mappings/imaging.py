@@ -89,9 +89,9 @@ def _read_report(resource: dict) -> Iterator[ImagingDone]:
                                          if c.system == codes.V2_0074
                                          and c.code.upper() in codes.IMAGING_CATEGORY_MODALITY))
     if not modalities:
-        if imaging_category:
-            raise NotUsable("imaging report that names no CT, MR or PET study: not staging imaging")
-        return  # not an imaging report at all (a lab report, a pathology report …)
+        # An X-ray or ultrasound report, or not an imaging report at all: read, and simply not staging
+        # imaging (noting each one would bury the notes a person needs under every chest X-ray).
+        return
     status = resource.get("status")
     if status not in codes.IMAGING_REPORT_STATUSES:
         raise NotUsable(f"imaging report with status {status!r}: not a finished report")
