@@ -552,8 +552,9 @@ def _pools_for(url: str) -> _ServerPools:
                                  _new_session())
             servers[key] = pools
             while len(servers) > MAX_SERVERS:
-                _, dropped = servers.popitem(last=False)
-                dropped.executor.shutdown(wait=False, cancel_futures=False)  # its running jobs finish
+                # Dropped, not shut down: a call may be about to submit to it. Its idle threads end
+                # when it is garbage-collected, its connections close with its session.
+                servers.popitem(last=False)
         servers.move_to_end(key)
         return pools
 
