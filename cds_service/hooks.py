@@ -213,7 +213,12 @@ def on_authentication_failed(exc: AuthenticationFailed) -> Response:
 def on_http_exception(exc: HTTPException) -> Any:
     if exc.code is None or exc.code < 400:
         return exc  # redirects and the like pass through
-    return outcome_response(exc.code, exc.name, "not-found" if exc.code == 404 else "invalid")
+    response, status = outcome_response(exc.code, exc.name, "not-found" if exc.code == 404 else "invalid")
+    # Werkzeug's own headers that the status needs (Allow on a 405, Retry-After), not its HTML type.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response, status
 
 
 @bp.app_errorhandler(Exception)

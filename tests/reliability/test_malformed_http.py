@@ -157,3 +157,9 @@ def test_an_announced_body_over_the_cap_is_refused_before_it_is_sent(service):
     assert_outcome(status, headers, body, statuses=(413,))
     assert time.monotonic() - started < 2.0
     assert_still_serving(service)
+
+
+def test_wrong_method_is_a_405_outcome_with_allow(service):
+    status, headers, body = exchange(service, request("GET", SERVICE_PATH))
+    assert_outcome(status, headers, body, statuses=(405,))
+    assert "POST" in headers.get("allow", "")
