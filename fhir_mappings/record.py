@@ -20,7 +20,7 @@ T = TypeVar("T")
 # would bury the notes a person needs.
 READ_TYPES = frozenset({"Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest",
                         "MedicationAdministration", "Medication", "Procedure", "ImagingStudy", "DiagnosticReport",
-                        "AdverseEvent", "BodyStructure"})
+                        "AdverseEvent", "BodyStructure", "ResearchSubject", "ServiceRequest"})
 NEVER_EVIDENCE_STATUS = {"entered-in-error", "cancelled", "not-done", "draft", "not-taken"}
 NEVER_EVIDENCE_VERIFICATION = {"refuted", "entered-in-error"}
 SUBJECT_ELEMENTS = ("subject", "patient")
