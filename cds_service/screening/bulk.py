@@ -68,6 +68,7 @@ PATIENT_COMPARTMENT = frozenset("""
 # Polling: the server's Retry-After is honoured within these bounds; without one, the wait doubles.
 MIN_WAIT_S, MAX_WAIT_S, FIRST_WAIT_S = 0.5, 300.0, 1.0
 TIMEOUT_S = (10.0, 120.0)  # connect, read (between bytes)
+CONNECTION_ATTEMPTS = 4  # waits of 1, 2 and 4 s between them
 
 
 class BulkExportError(Exception):
@@ -174,12 +175,21 @@ class _Client:
         all_headers = {"Accept": accept, **(headers or {})}
         if auth and self.token:
             all_headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            return self.session.request(method, url, headers=all_headers, stream=stream, timeout=TIMEOUT_S,
-                                        allow_redirects=True)
-        except requests.RequestException as exc:
-            raise BulkExportError(f"{method} {_where(url)}: {exc.__class__.__name__}: the FHIR server "
-                                  f"could not be reached") from None
+        # A dropped connection in a long export is retried (every request here is idempotent except
+        # the kick-off, which is not retried: a second kick-off would start a second export).
+        attempts = 1 if "Prefer" in all_headers else CONNECTION_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.session.request(method, url, headers=all_headers, stream=stream, timeout=TIMEOUT_S,
+                                            allow_redirects=True)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt == attempts:
+                    raise BulkExportError(f"{method} {_where(url)}: {exc.__class__.__name__}: the FHIR server "
+                                          f"could not be reached ({attempts} attempts)") from None
+                time.sleep(2 ** (attempt - 1))
+            except requests.RequestException as exc:
+                raise BulkExportError(f"{method} {_where(url)}: {exc.__class__.__name__}") from None
+        raise AssertionError("unreachable")
 
 
 def _where(url: str) -> str:

@@ -1,5 +1,6 @@
 package org.trialcds.hapi;
 
+import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.IValidationSupport;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
@@ -70,8 +71,17 @@ public class FhirServerConfig {
 		settings.setAllowMultipleDelete(true);
 		settings.setExpungeEnabled(true);
 		settings.setDeleteExpungeEnabled(true);
-		// Page size caps: _count up to myMaxPageSize is honoured.
-		settings.setFetchSizeDefaultMaximum(myMaxPageSize);
+		// Page size caps: _count up to myMaxPageSize is honoured (the paging provider below caps it).
+		// No fetch-size maximum: HAPI applies that cap to the whole result of every search, Bulk
+		// export's included — at 1000 an export silently stopped at 1000 Observations.
+		settings.setFetchSizeDefaultMaximum(null);
+		// FHIR Bulk Data export (trialcds screen --fhir-server): HAPI runs each $export as a
+		// batch2 job and keeps its NDJSON files as Binary resources in the database.
+		// Fast-tracking moves a small job from step to step at once instead of on the
+		// once-a-minute maintenance pass, so a test export is done in seconds.
+		settings.setEnableTaskBulkExportJobExecution(true);
+		settings.setJobFastTrackingEnabled(true);
+		settings.setBulkExportFileRetentionPeriodHours(2);
 		return settings;
 	}
 
@@ -132,7 +142,8 @@ public class FhirServerConfig {
 			ISearchParamRegistry theSearchParamRegistry,
 			IValidationSupport theValidationSupport,
 			DatabaseBackedPagingProvider thePagingProvider,
-			ValueSetOperationProvider theValueSetOperationProvider) {
+			ValueSetOperationProvider theValueSetOperationProvider,
+			BulkDataExportProvider theBulkDataExportProvider) {
 		FhirContext ctx = theSystemDao.getContext();
 		ctx.setNarrativeGenerator(new NullNarrativeGenerator());
 
@@ -141,6 +152,9 @@ public class FhirServerConfig {
 		server.registerProvider(theSystemProvider);
 		// ValueSet/$expand and $validate-code, for value sets the tests or seeds load
 		server.registerProvider(theValueSetOperationProvider);
+		// [base]/$export, Patient/$export, Group/[id]/$export and $export-poll-status
+		// (the bean comes from Batch2JobsConfig, imported by HapiServerApplication)
+		server.registerProvider(theBulkDataExportProvider);
 
 		JpaCapabilityStatementProvider capabilities = new JpaCapabilityStatementProvider(
 				server, theSystemDao, theStorageSettings, theSearchParamRegistry, theValidationSupport);
