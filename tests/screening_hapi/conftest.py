@@ -67,9 +67,21 @@ def screening_today():
     return datetime.now(timezone.utc).date()
 
 
+def assert_bulk_export_enabled(base: str) -> None:
+    """A HAPI started from a jar older than its Bulk export settings is still running on the port
+    (fhir-up.sh reuses a running server): say so instead of failing on a 400 later."""
+    metadata = requests.get(f"{base}/metadata", headers=FHIR_JSON, timeout=60).json()
+    operations = {op.get("name") for rest in metadata.get("rest", []) for op in rest.get("operation", [])}
+    operations |= {op.get("name") for rest in metadata.get("rest", []) for r in rest.get("resource", [])
+                   for op in r.get("operation", [])}
+    assert "export" in operations, (f"{base} has no $export: it runs an older build of hapi/; restart it "
+                                    f"(make fhir-down && make fhir-up) to get Bulk Data export")
+
+
 @pytest.fixture(scope="session")
 def hapi_population(fhir_base_url, screening_today):  # noqa: F811
     """{"suffix", "seeds": [patient ids], "background": [patient ids]} loaded into the server."""
+    assert_bulk_export_enabled(fhir_base_url)
     suffix = f"-h8{secrets.token_hex(3)}"
     from scripts.population import reidentify_bundle
 
