@@ -319,8 +319,9 @@ NOT_A_SITE_WORDS = ("remission", "situ", "treatment", "patient", "setting", "res
 # malignant ascites): never another primary. A cancer of unknown primary is C80 (set aside by the spec).
 MALIGNANT_NOT_CANCER_WORDS = ("hypertension", "hyperthermia", "neuroleptic", "otitis", "effusion", "ascites")
 UNKNOWN_PRIMARY_WORDS = ("unknown primary", "primary unknown", "unspecified site", "without specification of site")
-# Problem lists abbreviate "history of": "Hx of breast cancer", "H/O breast cancer", "Personal hx of …".
-HISTORY_ABBREVIATIONS = ("hx of", "h/o", "personal hx")
+# Problem lists abbreviate or paraphrase "history of": "Hx of breast cancer", "H/O breast cancer", "Personal
+# hx of …", "Breast cancer survivor", "… in remission", "s/p …": a past cancer (asks), not an active one.
+HISTORY_ABBREVIATIONS = ("hx of", "h/o", "personal hx", "survivor", "in remission", "status post", "s/p")
 # A problem about the cancer, not a cancer: "cancer pain", "cancer-related fatigue", "at risk for cancer",
 # "fear of cancer recurrence", "malignancy-associated hypercalcaemia".
 CANCER_CONTEXT_WORDS = ("pain", "fatigue", "risk", "fear", "anxiety", "worry", "related", "associated", "concern")

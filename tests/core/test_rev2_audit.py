@@ -784,7 +784,8 @@ class TestLookAlikes:
         "Malignant hypertension", "Malignant essential hypertension", "Susceptibility to malignant hyperthermia",
         "Neuroleptic malignant syndrome", "Malignant otitis externa", "Malignant pleural effusion",
         "Malignant ascites", "Carcinoma of unknown primary site", "Hx of breast cancer", "H/O breast cancer",
-        "Personal hx of colon cancer",
+        "Personal hx of colon cancer", "Breast cancer survivor", "Prostate cancer in remission",
+        "S/p mastectomy for breast cancer",
     ])
     def test_problem_list_text_that_is_not_an_active_other_cancer(self, text):
         # Status-less problem-list items (active by the general rule), coded only by text or SNOMED.
