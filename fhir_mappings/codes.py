@@ -228,8 +228,9 @@ SECONDARY_CANCER_PROFILE = "secondary-cancer-condition"
 
 LIVER_METASTASIS = CodeSet(
     "secondary malignant neoplasm of liver",
-    "ICD-10-CM C78.7 (V); SNOMED 94381002 (V); keywords",
-    codes=_snomed("94381002"),
+    "ICD-10-CM C78.7 (V); SNOMED 94381002 (V); SNOMED 1098951000119108 history of metastatic cancer to liver "
+    "(V, mCODE: an Observation in STU1-2, a Condition from STU3 — history counts for the gate); keywords",
+    codes=_snomed("94381002", "1098951000119108"),
     icd10=("C78.7",),
     keywords=_keywords("secondary+liver", "metasta+liver", "secondary+hepatic", "metasta+hepatic"),
     excluded_keywords=("history of", "primary malignant neoplasm of liver", "no evidence"),

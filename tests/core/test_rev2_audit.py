@@ -1091,3 +1091,13 @@ def test_epic_shaped_searchset_through_the_cli(tmp_path):
     assert any(n.startswith("Condition/sepsis-old") and "not counted as active" in n for n in notes)
     assert any(n.startswith("Observation/ecog-declined") and "no value (dataAbsentReason: asked-declined)" in n
                for n in notes)
+
+
+def test_mcode_stu3_history_of_metastatic_cancer_to_liver_as_a_condition_passes_the_gate():
+    # mCODE STU3+ records "history of metastatic cancer" as a Condition; code only, no display.
+    history = condition("1098951000119108", SNOMED, onset=290, id="liver-met",
+                        profile="mcode-history-of-metastatic-cancer")
+    found = statuses(liver_met=history)
+    assert found["liver-metastases"] == "pass"
+    assert found["extrahepatic-metastases"] == "pass"
+    assert found["other-malignancy"] == "pass"
