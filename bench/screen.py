@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,16 @@ SAMPLE_S = 0.05
 COMPARED = ("evaluations.ndjson", "candidates.csv")
 
 
-def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes of the process tree, stdout) of one command."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS bytes of the process tree, stdout, CPU seconds of the whole tree) of
+    one command. CPU time is reported too because wall time on a shared machine includes waiting
+    for the cores."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     root = psutil.Process(process.pid)
@@ -76,7 +85,7 @@ def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, in
     out, err = process.communicate()
     if process.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command[:4])}… exited {process.returncode}: {err.decode()[-800:]}")
-    return seconds, peak, out.decode()
+    return seconds, peak, out.decode(), _children_cpu() - cpu_before
 
 
 def run_size(patients: int, spark: bool, scratch: Path) -> dict:
@@ -85,8 +94,9 @@ def run_size(patients: int, spark: bool, scratch: Path) -> dict:
     size = sum(p.stat().st_size for p in folder.glob("*.ndjson"))
     py = sys.executable
     rows = []
-    seconds, peak, out = peak_rss_run([py, "-c", FLOOR_CODE, str(folder)])
-    rows.append({"engine": "floor (orjson parse only)", "seconds": seconds, "peakRss": peak, "lines": int(out.strip())})
+    seconds, peak, out, cpu = peak_rss_run([py, "-c", FLOOR_CODE, str(folder)])
+    rows.append({"engine": "floor (orjson parse only)", "seconds": seconds, "peakRss": peak, "cpu": cpu,
+                 "lines": int(out.strip())})
     runs = [("local, 1 worker", ["--workers", "1"]), ("local, 2 workers", ["--workers", "2"])]
     if spark:
         runs.append(("spark, local[2]", ["--engine", "spark", "--spark-master", "local[2]"]))
@@ -96,14 +106,15 @@ def run_size(patients: int, spark: bool, scratch: Path) -> dict:
         shutil.rmtree(out_dir, ignore_errors=True)
         command = [py, "-m", "cds_service", "screen", "--ndjson", str(folder), "--out", str(out_dir),
                    "--as-of", manifest["asOf"], "--quiet", *extra]
-        seconds, peak, _ = peak_rss_run(command)
-        rows.append({"engine": name, "seconds": seconds, "peakRss": peak})
+        seconds, peak, _, cpu = peak_rss_run(command)
+        rows.append({"engine": name, "seconds": seconds, "peakRss": peak, "cpu": cpu})
         outs[name] = out_dir
     floor = rows[0]["seconds"]
     for row in rows:
         row["patientsPerSecond"] = patients / row["seconds"]
         row["mbPerSecond"] = size / 1e6 / row["seconds"]
         row["timesFloor"] = row["seconds"] / floor
+        row["cpuTimesFloor"] = row["cpu"] / rows[0]["cpu"]
     identical = None
     if spark:
         identical = all((outs["spark, local[2]"] / f).read_bytes() == (outs["local, 2 workers"] / f).read_bytes()
@@ -118,10 +129,12 @@ def run_size(patients: int, spark: bool, scratch: Path) -> dict:
 
 def print_size(result: dict) -> None:
     print(f"\n{result['patients']:,} patients, {result['resources']:,} resources, {result['bytes'] / 1e6:,.0f} MB of NDJSON")
-    print(f"  {'engine':<28} {'seconds':>8} {'patients/s':>11} {'MB/s':>7} {'x floor':>8} {'peak RSS':>10}")
+    print(f"  {'engine':<28} {'seconds':>8} {'patients/s':>11} {'MB/s':>7} {'x floor':>8} {'peak RSS':>10} "
+          f"{'CPU s':>7} {'CPU x floor':>12}")
     for row in result["rows"]:
         print(f"  {row['engine']:<28} {row['seconds']:>8.1f} {row['patientsPerSecond']:>11,.0f} "
-              f"{row['mbPerSecond']:>7.1f} {row['timesFloor']:>8.2f} {row['peakRss'] / 2**20:>8.0f} MB")
+              f"{row['mbPerSecond']:>7.1f} {row['timesFloor']:>8.2f} {row['peakRss'] / 2**20:>8.0f} MB "
+              f"{row['cpu']:>7.1f} {row['cpuTimesFloor']:>12.2f}")
     if result["sparkIdentical"] is not None:
         print(f"  Spark outputs identical to the local engine's: {'yes' if result['sparkIdentical'] else 'NO'}")
     print(f"  1 and 2 workers give identical outputs: {'yes' if result['localWorkersIdentical'] else 'NO'}")

@@ -66,9 +66,13 @@ class _IssuesParam(AccumulatorParam):
 
 @lru_cache(maxsize=4)
 def _trial(definition_json: str):
-    """The trial in an executor, from the broadcast JSON (parsed once per Python worker)."""
+    """The trial in an executor, from the broadcast JSON (parsed once per Python worker). The first
+    call also settles the worker's garbage collector as the local engine's workers do (the loaded
+    modules frozen out of it, a higher young-generation threshold: less CPU per evaluation)."""
     from cds_service.criteria.models import TrialDefinition
+    from cds_service.screening.engines.local import _settle_gc
 
+    _settle_gc()
     return TrialDefinition.model_validate_json(definition_json)
 
 
