@@ -88,7 +88,7 @@ def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, in
     return seconds, peak, out.decode(), _children_cpu() - cpu_before
 
 
-def run_size(patients: int, spark: bool, scratch: Path) -> dict:
+def run_size(patients: int, spark: bool, scratch: Path, one_worker: bool = True) -> dict:
     folder = build(patients)
     manifest = manifest_of(folder)
     size = sum(p.stat().st_size for p in folder.glob("*.ndjson"))
@@ -97,7 +97,8 @@ def run_size(patients: int, spark: bool, scratch: Path) -> dict:
     seconds, peak, out, cpu = peak_rss_run([py, "-c", FLOOR_CODE, str(folder)])
     rows.append({"engine": "floor (orjson parse only)", "seconds": seconds, "peakRss": peak, "cpu": cpu,
                  "lines": int(out.strip())})
-    runs = [("local, 1 worker", ["--workers", "1"]), ("local, 2 workers", ["--workers", "2"])]
+    runs = [("local, 1 worker", ["--workers", "1"])] if one_worker else []
+    runs.append(("local, 2 workers", ["--workers", "2"]))
     if spark:
         runs.append(("spark, local[2]", ["--engine", "spark", "--spark-master", "local[2]"]))
     outs = {}
@@ -119,8 +120,10 @@ def run_size(patients: int, spark: bool, scratch: Path) -> dict:
     if spark:
         identical = all((outs["spark, local[2]"] / f).read_bytes() == (outs["local, 2 workers"] / f).read_bytes()
                         for f in COMPARED)
-    one_vs_two = all((outs["local, 1 worker"] / f).read_bytes() == (outs["local, 2 workers"] / f).read_bytes()
-                     for f in COMPARED)
+    one_vs_two = None
+    if one_worker:
+        one_vs_two = all((outs["local, 1 worker"] / f).read_bytes() == (outs["local, 2 workers"] / f).read_bytes()
+                         for f in COMPARED)
     for out_dir in outs.values():
         shutil.rmtree(out_dir, ignore_errors=True)
     return {"patients": patients, "bytes": size, "resources": sum(manifest["resources"].values()),
@@ -137,7 +140,8 @@ def print_size(result: dict) -> None:
               f"{row['cpu']:>7.1f} {row['cpuTimesFloor']:>12.2f}")
     if result["sparkIdentical"] is not None:
         print(f"  Spark outputs identical to the local engine's: {'yes' if result['sparkIdentical'] else 'NO'}")
-    print(f"  1 and 2 workers give identical outputs: {'yes' if result['localWorkersIdentical'] else 'NO'}")
+    if result["localWorkersIdentical"] is not None:
+        print(f"  1 and 2 workers give identical outputs: {'yes' if result['localWorkersIdentical'] else 'NO'}")
 
 
 def print_targets(results: list[dict]) -> None:
@@ -149,8 +153,10 @@ def print_targets(results: list[dict]) -> None:
     by_size = {r["patients"]: r for r in results}
     if 10_000 in by_size and 100_000 in by_size:
         for engine in ("local, 2 workers", "local, 1 worker"):
-            small = next(r for r in by_size[10_000]["rows"] if r["engine"] == engine)["peakRss"]
-            large = next(r for r in by_size[100_000]["rows"] if r["engine"] == engine)["peakRss"]
+            rows = [next((r for r in by_size[n]["rows"] if r["engine"] == engine), None) for n in (10_000, 100_000)]
+            if None in rows:
+                continue
+            small, large = rows[0]["peakRss"], rows[1]["peakRss"]
             growth = large / small - 1
             print(f"  peak memory, {engine}, 100 000 vs 10 000: {growth * 100:+.1f} % (target within 10 %): "
                   f"{'met' if abs(growth) <= 0.10 else 'NOT met'}")
@@ -163,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--skip-one-worker", action="store_true", help="local engine at 2 workers only")
+    parser.add_argument("--previous", type=Path, action="append", default=[],
+                        help="a var/bench-screen.json of an earlier run to include in the targets")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print(f"trialcds screen benchmark — {platform.node()}, {os.cpu_count()} cores, "
@@ -173,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             build(patients)
             print(f"(population of {patients:,}: ready in {time.monotonic() - started:.0f} s)", flush=True)
-            result = run_size(patients, not args.skip_spark, Path(scratch))
+            result = run_size(patients, not args.skip_spark, Path(scratch), not args.skip_one_worker)
             print_size(result)
             results.append(result)
             sys.stdout.flush()
-    print_targets(results)
+    earlier = [r for path in args.previous for r in json.loads(path.read_text())]
+    print_targets(sorted(earlier + results, key=lambda r: r["patients"]))
     var = ROOT / "var"
     var.mkdir(exist_ok=True)
     (var / "bench-screen.json").write_text(json.dumps(results, indent=2) + "\n")
