@@ -55,6 +55,12 @@ _SYSTEM_NAMES: dict[str, tuple[str, ...]] = {
               "http://hl7.org/fhir/v2/0074"),  # the last: its STU3 URI, still sent
 }
 _SYSTEMS = {name.lower(): short for short, names in _SYSTEM_NAMES.items() for name in names}
+# Not URIs, but sent by converters from CDA / v2 / CSV (a bare OID, or the system's common name): each can
+# only mean that one system, so it is read as it (decided for H9's audit — never lose a PDAC to spelling).
+_SYSTEMS.update({name[len("urn:oid:"):]: short for name, short in list(_SYSTEMS.items()) if name.startswith("urn:oid:")})
+_SYSTEMS.update({"snomed": SNOMED, "snomed-ct": SNOMED, "snomed ct": SNOMED, "sct": SNOMED, "loinc": LOINC,
+                 "icd-10-cm": ICD10, "icd10cm": ICD10, "icd-10": ICD10, "icd10": ICD10, "rxnorm": RXNORM,
+                 "cpt": CPT, "cpt-4": CPT, "cpt4": CPT, "atc": ATC, "dcm": DICOM, "dicom": DICOM})
 # SNOMED editions written into the system URI (``http://snomed.info/sct/731000124108``): not how FHIR
 # says it (that is ``version``), but sent; still SNOMED CT.
 _SNOMED_EDITION_PREFIX = "http://snomed.info/sct/"

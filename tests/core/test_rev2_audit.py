@@ -1101,3 +1101,15 @@ def test_mcode_stu3_history_of_metastatic_cancer_to_liver_as_a_condition_passes_
     assert found["liver-metastases"] == "pass"
     assert found["extrahepatic-metastases"] == "pass"
     assert found["other-malignancy"] == "pass"
+
+
+@pytest.mark.parametrize(("system", "code"), [("2.16.840.1.113883.6.90", "C25.0"), ("ICD-10-CM", "C250"),
+                                              ("SNOMED-CT", "363418001"), ("2.16.840.1.113883.6.96", "700423003")])
+def test_bare_oids_and_system_names_from_converters(system, code):
+    assert statuses(pdac=condition(code, system, onset=300, id="pdac"))["pdac-diagnosis"] == "pass"
+
+
+@pytest.mark.parametrize("system", ["1.2.840.10008.2.16.4", "DCM"])
+def test_bare_dicom_oid_and_designator(system):
+    study = imaging_study(None, 20) | {"modality": [coding("CT", system)]}
+    assert statuses(imaging=study)["extrahepatic-metastases"] == "pass"
