@@ -70,7 +70,7 @@ def _read_condition(resource: dict, record: PatientRecord) -> Iterator[tuple[str
     if OTHER_MALIGNANCY in buckets and diagnosis.confirmed and codes.LIVER_PRIMARY_OR_SECONDARY.matches(found, text):
         # C22.9 / "malignant neoplasm of liver" does not say primary: it may be the liver metastases. The
         # other-malignancy rule asks about an unconfirmed cancer instead of excluding on it.
-        diagnosis = replace(diagnosis, verification="not stated as primary or secondary")
+        diagnosis = replace(diagnosis, verification="may be the liver metastases")
     if OTHER_MALIGNANCY in buckets and diagnosis.status_says is None and _medical_history(resource):
         # A status-less past-medical-history entry states a cancer the patient had, like a Z85 code: it asks
         # (or passes when its onset is old), it never shows an active cancer.
