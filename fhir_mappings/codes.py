@@ -17,6 +17,7 @@ does not match even if its display happens to contain a keyword.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
@@ -90,10 +91,19 @@ def normalise_system(uri: object) -> str:
     result = _SYSTEMS.get(lowered)
     if result is None:
         edition = lowered[len(_SNOMED_EDITION_PREFIX):] if lowered.startswith(_SNOMED_EDITION_PREFIX) else ""
-        result = SNOMED if edition.split("/")[0].isdigit() else text
+        result = SNOMED if edition.split("/")[0].isdigit() else _national_icd10(lowered) or text
     if type(uri) is str and len(_NORMALISED) < 1024:  # a few dozen systems in practice; never unbounded
         _NORMALISED[uri] = result
     return result
+
+
+_ICD10_NATIONAL = re.compile(r"icd-?10(?!-?pcs)(?:[-_/](?:se|gm|ca|am|nl|de|fr|no|dk|fi|uk|who))?(?![a-z0-9])")
+
+
+def _national_icd10(lowered: str) -> str | None:
+    """A national ICD-10 edition named in the system (ICD-10-SE at the Swedish site, ICD-10-GM, -CA, -AM …):
+    its chapters and the codes the trial reads (C25, C78.7 …) are WHO ICD-10's. ICD-10-PCS (procedures) is not."""
+    return ICD10 if _ICD10_NATIONAL.search(lowered) else None
 
 
 def icd10_key(code: str) -> str:

@@ -1113,3 +1113,20 @@ def test_bare_oids_and_system_names_from_converters(system, code):
 def test_bare_dicom_oid_and_designator(system):
     study = imaging_study(None, 20) | {"modality": [coding("CT", system)]}
     assert statuses(imaging=study)["extrahepatic-metastases"] == "pass"
+
+
+@pytest.mark.parametrize("system", ["http://hl7.se/fhir/CodeSystem/icd-10-se", "http://fhir.de/CodeSystem/bfarm/icd-10-gm",
+                                    "http://www.cms.gov/Medicare/Coding/ICD10"])
+def test_national_icd10_editions_at_the_swedish_site_and_elsewhere(system):
+    # A Swedish display the keyword rules cannot read: only the code can decide.
+    pdac = condition("C25.0", system, "Malign tumör i pankreas huvud", onset=300, id="pdac")
+    met = condition("C78.7", system, "Sekundär malign tumör i levern", onset=290, id="liver-met")
+    found = statuses(pdac=pdac, liver_met=met)
+    assert (found["pdac-diagnosis"], found["liver-metastases"]) == ("pass", "pass")
+
+
+def test_icd10_pcs_is_not_icd10():
+    # ICD-10-PCS "0FB00ZX" is a liver biopsy procedure code; as a diagnosis system it must not be read as ICD-10.
+    from fhir_mappings.codes import ICD10 as ICD10_SHORT, normalise_system
+    assert normalise_system("http://www.cms.gov/Medicare/Coding/ICD10PCS") != ICD10_SHORT
+    assert normalise_system("http://hl7.org/fhir/sid/icd-10-pcs") != ICD10_SHORT
