@@ -505,8 +505,10 @@ PERFORMANCE_NAME_WORDS = {"ecog": "ecog", "zubrod": "ecog", "who performance": "
                           "karnofsky": "karnofsky", "kps": "karnofsky"}
 # What may stand around a number written as text (general rules, "values written as text"): the scale's
 # name before it, a unit after it. Anything else makes the text unreadable.
+# WHO performance status is the same 0–5 scale (and the one Swedish records name: the trial's site).
 ECOG_TEXT_NAMES = ("ecog performance status", "ecog performance score", "ecog ps", "ecog score", "ecog grade",
-                   "ecog", "who performance status", "who ps", "zubrod", "performance status", "ps", "grade")
+                   "ecog", "who performance status", "who ps", "who", "zubrod", "performance status", "ps",
+                   "grade")
 KARNOFSKY_TEXT_NAMES = ("karnofsky performance status", "karnofsky performance score", "karnofsky score",
                         "karnofsky", "kps", "performance status")
 CA19_9_TEXT_NAMES = ("ca 19-9", "ca19-9", "ca 19.9", "ca19.9", "ca 199", "ca199")

@@ -38,7 +38,7 @@ def performance(code: str = "89247-1", system: str = LOINC, on: int | str = 10, 
 class TestPerformanceStatusShapes:
     @pytest.mark.parametrize(("value", "expected"), [
         ({"valueString": "1"}, "pass"), ({"valueString": "ECOG 1"}, "pass"), ({"valueString": "ECOG: 0"}, "pass"),
-        ({"valueString": " 3 "}, "fail"), ({"valueCodeableConcept": {"text": "ECOG 2"}}, "unknown"),
+        ({"valueString": " 3 "}, "fail"), ({"valueString": "WHO 1"}, "pass"), ({"valueCodeableConcept": {"text": "ECOG 2"}}, "unknown"),
         ({"valueCodeableConcept": {"text": "4"}}, "fail"), ({"valueQuantity": {"value": 1}}, "pass"),
     ])
     def test_ecog_written_as_text(self, value, expected):
