@@ -68,6 +68,7 @@ def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, in
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     root = psutil.Process(process.pid)
     peak = 0
+    cpu_seen: dict[int, float] = {}  # pid -> its last sampled CPU seconds (Spark's JVM is never reaped by us)
     while process.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
@@ -75,6 +76,8 @@ def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, in
             for p in tree:
                 try:
                     total += p.memory_info().rss
+                    times = p.cpu_times()
+                    cpu_seen[p.pid] = times.user + times.system
                 except psutil.Error:
                     pass
             peak = max(peak, total)
@@ -85,7 +88,9 @@ def peak_rss_run(command: list[str], env: dict | None = None) -> tuple[float, in
     out, err = process.communicate()
     if process.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command[:4])}… exited {process.returncode}: {err.decode()[-800:]}")
-    return seconds, peak, out.decode(), _children_cpu() - cpu_before
+    # reaped processes (the local engine's workers) report exactly through rusage; the sampled sum
+    # catches what rusage cannot see (the JVM and Spark's Python workers)
+    return seconds, peak, out.decode(), max(_children_cpu() - cpu_before, sum(cpu_seen.values()))
 
 
 def run_size(patients: int, spark: bool, scratch: Path, one_worker: bool = True) -> dict:
