@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(quiet=args.quiet)
     timings: dict[str, float] = {}
     started = time.monotonic()
-    make_private_dir(args.out)
 
     if args.fhir_server:
+        _make_out(args.out, make_private_dir)
         from cds_service.screening import bulk  # H8's Bulk Data client
 
         try:
@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise UsageError(str(exc)) from None
     source_info.update(files=len(source.files), bytes=source.size)
+    _make_out(args.out, make_private_dir)
 
     try:
         engine = get_engine(args.engine)
@@ -153,6 +154,13 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_SERVER
         print(f"Group of {len(refs)} candidates written: {url}")
     return code
+
+
+def _make_out(out: Path, make_private_dir) -> None:
+    try:
+        make_private_dir(out)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the folder ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def funnel_text(tally, out: Path) -> str:

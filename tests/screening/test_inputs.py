@@ -129,6 +129,14 @@ def test_usage_errors_exit_2_with_one_line(args, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("trialcds screen: error:")
+    assert not (tmp_path / "out").exists()  # nothing created for a run that never started
+
+
+def test_an_out_that_cannot_be_a_folder_is_a_usage_error(seeds, as_of, tmp_path, capsys):
+    folder = write_ndjson(tmp_path / "in", resources(list(seeds.values())[:1]))
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    assert screen("--ndjson", folder, "--out", tmp_path / "a-file", "--as-of", as_of) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
 
 
 def test_two_inputs_at_once_is_a_usage_error(tmp_path):
