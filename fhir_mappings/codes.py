@@ -666,6 +666,11 @@ MAJOR_SURGERY_WORDS = (
     "valve replacement", "endarterectomy", "vascular bypass", "femoropopliteal bypass", "aortobifemoral",
     "amputation", "transplant", "portocaval", "portacaval", "portosystemic shunt", "splenorenal shunt",
     "resection of portion of liver",
+    # The same operations in plain words ("Open Removal of Gall Bladder", Synthea; "excision of …" SNOMED FSNs).
+    "removal of gall bladder", "removal of gallbladder", "gallbladder removal", "excision of gallbladder",
+    "excision of appendix", "excision of colon", "excision of stomach", "excision of kidney", "excision of liver",
+    "excision of lung", "excision of uterus", "excision of spleen", "excision of esophagus",
+    "excision of oesophagus", "removal of appendix", "removal of spleen", "removal of kidney", "removal of uterus",
 )
 # Diagnostic and minor procedures: never major, whatever else the name says (a laparoscopic biopsy is a
 # biopsy) — the safe reading, which never excludes an eligible patient. Matched at the start of a word.

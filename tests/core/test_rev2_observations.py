@@ -376,7 +376,7 @@ class TestRecentMajorSurgery:
         "Median sternotomy", "Right hepatectomy", "Sigmoid colectomy", "Total gastrectomy", "Esophagectomy",
         "Oesophagectomy", "Radical nephrectomy", "Appendectomy", "Splenectomy", "Total abdominal hysterectomy",
         "Total hip replacement", "Coronary artery bypass graft", "Below knee amputation",
-        "Hepatectomy with drain placement"])
+        "Hepatectomy with drain placement", "Open Removal of Gall Bladder", "Excision of appendix"])
     def test_major_operations_exclude(self, display):
         evaluation = evaluate(with_(procedure(None, display, 10, id="op")))
         assert status(evaluation, "recent-major-surgery") == "fail"
