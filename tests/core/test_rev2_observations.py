@@ -330,6 +330,19 @@ class TestSystemicImmunosuppressantsOnly:
         for resource in (ordered, stated, given):
             assert status(evaluate(with_(resource)), "immunosuppressants") == expected, resource["resourceType"]
 
+    @pytest.mark.parametrize(("days", "expected"), [(30, "fail"), (31, "pass")])
+    def test_systemic_administration_window_edges_with_an_offset(self, days, expected):
+        given = med_admin(TACROLIMUS_CAPSULE, None, effectiveDateTime=when(days) + "T23:30:00-05:00",
+                          dosage={"route": cc("26643006", SNOMED, "Oral route")})
+        assert status(evaluate(with_(given)), "immunosuppressants") == expected
+
+    @pytest.mark.parametrize("days", [0, 30])
+    def test_local_administration_inside_the_window_does_not_exclude(self, days):
+        given = med_admin(TACROLIMUS, days, id="m", dosage={"route": cc("6064005", SNOMED, "Topical route")})
+        evaluation = evaluate(with_(given))
+        assert status(evaluation, "immunosuppressants") == "pass"
+        assert notes_about(evaluation, "MedicationAdministration/m")
+
     def test_no_route_counts_as_systemic(self):
         assert status(evaluate(with_(med_statement(TACROLIMUS, 10))), "immunosuppressants") == "fail"
 
