@@ -124,3 +124,12 @@ def test_record_text_cannot_become_a_spreadsheet_formula(seeds, as_of, tmp_path)
     assert row["name"] == "'" + '=HYPERLINK("http://evil.example","click")'
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "=HYPERLINK(&quot;http://evil.example&quot;" in html and 'href="http://evil' not in html
+
+
+def test_a_population_without_candidates_still_gets_every_output(as_of, tmp_path):
+    items = [r for n in range(5) for r in background_patient(n)]
+    assert screen("--ndjson", write_ndjson(tmp_path / "in", items), "--out", tmp_path / "out", "--as-of", as_of, "--quiet") == 0
+    assert read_csv(tmp_path / "out" / "candidates.csv") == []
+    s = summary(tmp_path / "out")
+    assert s["counts"]["not-eligible"] == 5 and s["funnel"][-1]["patients"] == 0
+    assert "No candidates in this run." in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
