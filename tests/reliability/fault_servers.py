@@ -52,6 +52,12 @@ def huge_bundle(size: int) -> bytes:
     return json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a hook call opens ~11 connections at once, and the
+    # SYNs beyond the backlog were dropped and resent a second later (1 s stalls in most calls).
+    request_queue_size = 128
+
+
 class FaultServer:
     def __init__(self, mode: str, *, huge_bytes: int = 10 * 1024 * 1024, max_seconds: float = 60.0) -> None:
         if mode not in MODES:
@@ -62,7 +68,7 @@ class FaultServer:
         self.connections = 0
         self.requests = 0
         self.closed_by_client = 0
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd = _Server(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -21,6 +21,12 @@ from urllib.parse import parse_qs, urlsplit
 from cds_service.seeding import answer_template
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a hook call opens ~11 connections at once, and the
+    # SYNs beyond the backlog were dropped and resent a second later (1 s stalls in most calls).
+    request_queue_size = 128
+
+
 class FhirTestServer:
     def __init__(self, bundles: dict[str, dict], page_size: int = 3, token: str | None = None,
                  hang: bool = False, status: int | None = None) -> None:
@@ -29,7 +35,7 @@ class FhirTestServer:
         self.requests: list[dict[str, Any]] = []
         self.pages: dict[str, list[dict]] = {}
         self.release = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd = _Server(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
