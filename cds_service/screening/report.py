@@ -32,13 +32,30 @@ def render_report(summary: dict[str, Any], worklist: list[dict[str, Any]], trial
         source=e(_source_text(summary["source"])), engine=e(_engine_text(summary["engine"])),
         tiles=_tiles(counts),
         funnel=bar_chart("funnel-chart", "Screening funnel",
-                         [(s["label"], s["patients"]) for s in summary["funnel"]], with_share=True),
+                         [(s["label"], s["patients"]) for s in summary["funnel"]], with_share=True)
+        + _funnel_zoom(summary["funnel"]),
         exclusions=(bar_chart("exclusion-chart", "Exclusion reasons",
                               [(x["label"], x["patients"]) for x in summary["exclusionReasons"]])
                     if summary["exclusionReasons"] else '<p class="empty">No patient was excluded.</p>'),
         worklist=_worklist(worklist, trial), input=_input(summary["input"]),
         versions=e(", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
         style=STYLE, script=SCRIPT)
+
+
+ZOOM_BELOW = 0.10  # a step keeping under 10 % of those screened starts a zoomed view of the rest
+
+
+def _funnel_zoom(funnel: list[dict[str, Any]]) -> str:
+    """In a real population the disease step keeps a fraction of a percent, and every bar after it
+    is a sliver: the rest of the funnel again, scaled to the first step that keeps under 10 %."""
+    screened = funnel[0]["patients"] if funnel else 0
+    start = next((i for i, step in enumerate(funnel[1:], start=1)
+                  if 0 < step["patients"] < ZOOM_BELOW * screened), None)
+    if start is None or start >= len(funnel) - 1:
+        return ""
+    steps = funnel[start:]
+    return (f'<p class="muted">The same funnel from “{e(steps[0]["label"])}” on, scaled to its {steps[0]["patients"]:,} patients:</p>'
+            + bar_chart("funnel-zoom", "Screening funnel, zoomed", [(x["label"], x["patients"]) for x in steps], with_share=True))
 
 
 def _source_text(source: dict[str, Any]) -> str:
