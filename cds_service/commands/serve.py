@@ -32,7 +32,10 @@ from cds_service.security.config import ConfigError, load_security_config, produ
 from cds_service.security.request_log import configure_logging
 from cds_service.wsgi_bridge import CORS_ERROR_HEADERS, WsgiOverAsgi, outcome_body
 
-WSGI_THREADS = 4  # per worker: hook calls mostly wait on FHIR servers and the database
+# Per worker. Hook calls without prefetch mostly wait on FHIR servers (up to TRIALCDS_FETCH_DEADLINE):
+# enough threads that calls stuck on a slow FHIR server leave room for everyone else; waiting threads
+# cost no CPU, and CPU-bound work is bounded by the GIL whatever the count.
+WSGI_THREADS = 16
 HEADER_TIMEOUT_S = 10.0  # from connection (or the last response) to a complete request head
 # glibc: buffers from this size up are mmap'ed and go back to the OS when freed (see below).
 LARGE_BUFFER_BYTES = 256 * 1024

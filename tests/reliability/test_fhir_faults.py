@@ -260,3 +260,27 @@ def test_worker_memory_stays_bounded_and_hapi_is_served_after_huge_pages_and_gzi
         response = call(base, fhir_base_url, patient)
         assert response.status_code == 200 and response.json() == {"cards": []}, response.text[:300]
     assert after - start < 60, f"worker RSS grew from {start:.0f} to {after:.0f} MiB"
+
+
+@pytest.mark.slow
+def test_calls_stuck_on_a_trickling_server_leave_a_real_worker_free_for_prefetch_calls(tmp_path, bundles, trial):
+    """One worker process, eight calls waiting on a trickling server at once (more than the four
+    threads a worker used to have): a call that brings its prefetch is still answered at once."""
+    env = {**os.environ, "TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite'}",
+           "TRIALCDS_FETCH_DEADLINE": str(DEADLINE_S)}
+    env.pop("TRIALCDS_DEV", None)
+    with running_serve(["--dev", "--workers", "1"], env, tmp_path / "serve.log") as (base, _), \
+            FaultServer("trickle") as trickle, ThreadPoolExecutor(8) as pool:
+        def stuck_call() -> int:
+            body = hook_request(bundles[SEED], trial, prefetch={})
+            body["fhirServer"] = trickle.base_url
+            return requests.post(base + SERVICE_URL, json=body, timeout=30).status_code
+
+        stuck = [pool.submit(stuck_call) for _ in range(8)]
+        assert wait_for(lambda: trickle.connections >= 8, DEADLINE_S)
+        started = time.monotonic()
+        response = requests.post(base + SERVICE_URL, json=hook_request(bundles[SEED], trial), timeout=30)
+        seconds = time.monotonic() - started
+        assert response.status_code == 200 and response.json()["cards"]
+        assert seconds < 1.0, f"prefetch call took {seconds:.2f} s behind calls stuck on a trickling server"
+        assert [future.result(timeout=30) for future in stuck] == [412] * 8
