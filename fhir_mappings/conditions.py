@@ -197,6 +197,11 @@ def _metastasis_buckets(resource: dict, found: list[Coding], text: str, has_icd1
         # ICD-10 decides, except that wording naming the liver still counts for the gate (an IMO display
         # "pancreatic cancer metastatic to liver" on a lone C25.9): the reading that never fails a candidate.
         sites = tuple(site for site in sites if site == "liver")
+    if worded and "liver" not in sites and _liver_named(text):
+        # Free text that speaks of a metastasis and names the liver in any phrasing ("metastatic pancreatic
+        # cancer (liver)", "secondary liver cancer", "liver lesions consistent with metastases"): the gate
+        # must not fail a candidate over word order.
+        sites = sites + ("liver",)
     named = [site for site in sites if site not in ("liver", "regional", "unspecified")]
     if "liver" in sites or named:
         return ((LIVER_MET,) if "liver" in sites else ()) + ((EXTRAHEPATIC_MET,) if named else ())
@@ -280,6 +285,11 @@ _SITE_SEPARATORS = re.compile(r",|/|&|\band\b|\bor\b")
 
 
 _METS = re.compile(r"\bmets\b")
+
+
+def _liver_named(text: str) -> bool:
+    return (any(w in text for w in codes.LIVER_SITE_WORDS) and not any(w in text for w in codes.NOT_LIVER_WORDS)
+            and "primary" not in text)
 
 
 def expand_abbreviations(text: str) -> str:

@@ -1130,3 +1130,19 @@ def test_icd10_pcs_is_not_icd10():
     from fhir_mappings.codes import ICD10 as ICD10_SHORT, normalise_system
     assert normalise_system("http://www.cms.gov/Medicare/Coding/ICD10PCS") != ICD10_SHORT
     assert normalise_system("http://hl7.org/fhir/sid/icd-10-pcs") != ICD10_SHORT
+
+
+@pytest.mark.parametrize("text", [
+    "Metastatic pancreatic cancer (liver)", "Liver lesions consistent with metastases", "Secondary liver cancer",
+    "Metastases: liver", "Oligometastatic pancreatic cancer (liver)", "Liver mets", "Hepatic mets",
+    "Metastatic lesions in the liver", "Liver secondaries"])
+def test_free_text_liver_metastasis_in_any_word_order_passes_the_gate(text):
+    found = statuses(liver_met=condition(None, text=text, onset=290, id="liver-met"))
+    assert found["liver-metastases"] == "pass"
+    assert found["extrahepatic-metastases"] == "pass"
+
+
+@pytest.mark.parametrize("text", ["Liver: no metastases", "Liver free of metastases",
+                                  "Hepatic flexure metastasis"])
+def test_liver_wording_that_denies_or_is_not_the_liver(text):
+    assert statuses(liver_met=condition(None, text=text, onset=290, id="liver-met"))["liver-metastases"] == "fail"
