@@ -292,9 +292,18 @@ def _liver_named(text: str) -> bool:
             and "primary" not in text)
 
 
+_PANCREATIC_CA = re.compile(r"\b(adeno)?ca\b(?![\s-]*19)")
+
+
 def expand_abbreviations(text: str) -> str:
-    """Problem lists write "liver mets": read it as "liver metastases" (lower-cased text)."""
-    return _METS.sub("metastases", text) if "mets" in text else text
+    """Problem lists write "liver mets", "pancreatic ca", "ca head of pancreas", "pancreatic adenoca": read
+    them as "liver metastases", "pancreatic cancer", "pancreatic adenocarcinoma" (lower-cased text). "Ca" is
+    read so only beside "pancrea" (elsewhere it may be calcium) and never in "CA 19-9"."""
+    if "mets" in text:
+        text = _METS.sub("metastases", text)
+    if "ca" in text and "pancrea" in text:
+        text = _PANCREATIC_CA.sub(lambda m: "adenocarcinoma" if m.group(1) else "cancer", text)
+    return text
 
 
 def _texts(resource: dict, found: list[Coding]) -> list[str]:

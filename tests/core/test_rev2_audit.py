@@ -1146,3 +1146,10 @@ def test_free_text_liver_metastasis_in_any_word_order_passes_the_gate(text):
                                   "Hepatic flexure metastasis"])
 def test_liver_wording_that_denies_or_is_not_the_liver(text):
     assert statuses(liver_met=condition(None, text=text, onset=290, id="liver-met"))["liver-metastases"] == "fail"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Pancreatic ca", "pass"), ("Ca pancreas", "pass"), ("Ca head of pancreas", "pass"), ("Pancreatic adenoCA", "pass"),
+    ("Pancreatic mass, CA 19-9 elevated", "fail"), ("Pancreatic calcifications", "fail")])
+def test_pancreatic_ca_shorthand(text, expected):
+    assert statuses(pdac=condition(None, text=text, onset=300, id="pdac"))["pdac-diagnosis"] == expected
