@@ -26,8 +26,10 @@ _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 # ``:`` ``/`` ``.`` of URLs, which keeps GFM's extended autolinks (``www.…``, ``https://…``) from firing.
 # (``,;%?`` are inert in every position and stay as they are, so plain-text readers see less noise.)
 _MARKDOWN_PUNCTUATION = set("!#$()*+-./:=@[\\]^_`{|}~")
-# Line and paragraph separators of every kind (they would end a list item or start a block).
-_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+# Both as one str.translate table (the two sets share no character): one pass in C per text.
+_ESCAPES = {**{ord(ch): "\\" + ch for ch in _MARKDOWN_PUNCTUATION}, **{ord(ch): ref for ch, ref in _HTML.items()}}
+# White space of every kind, line and paragraph separators included (\r \n \v \f \x1c-\x1e \x85
+# \u2028 \u2029 would end a list item or start a block): folded to one space.
 _SPACES = re.compile(r"\s+")
 # A run this long with no space could push a narrow card sideways: it gets a zero-width break chance.
 LONGEST_UNBROKEN = 40
@@ -43,9 +45,14 @@ class Markdown(str):
 def plain(text: object, max_length: int = MAX_LENGTH) -> str:
     """One line of visible characters: control and format characters dropped (bidi overrides,
     zero-width joiners), line breaks and runs of white space folded to one space, long texts cut."""
-    value = _SPACES.sub(" ", _LINE_BREAKS.sub(" ", str(text)))
-    value = "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
-    value = _SPACES.sub(" ", value).strip()
+    # Every line break is also white space (\s), so one substitution folds both.
+    value = _SPACES.sub(" ", str(text))
+    # isprintable() is False for every category-C character (and for some spaces): only such a
+    # text needs the per-character pass; most record text is plain printable words.
+    if not value.isprintable():
+        value = "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
+        value = _SPACES.sub(" ", value)
+    value = value.strip()
     return value if len(value) <= max_length else value[: max_length - 1].rstrip() + "…"
 
 
@@ -59,17 +66,12 @@ _AUTOLINK_TRIGGERS = re.compile(r"(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?=@)", re.IGNOR
 
 def escape(text: object) -> Markdown:
     """Record or request text → markdown that renders as exactly these words, and nothing else."""
-    value = _LONG_RUN.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, plain(text))
-    value = _AUTOLINK_TRIGGERS.sub(ZERO_WIDTH_SPACE, value)
-    out = []
-    for ch in value:
-        if ch in _HTML:
-            out.append(_HTML[ch])
-        elif ch in _MARKDOWN_PUNCTUATION:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return Markdown("".join(out))
+    value = plain(text)
+    if len(value) > LONGEST_UNBROKEN:  # (a shorter text cannot hold a long run)
+        value = _LONG_RUN.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, value)
+    if "@" in value or "/" in value or "." in value:  # (every autolink trigger needs one of them)
+        value = _AUTOLINK_TRIGGERS.sub(ZERO_WIDTH_SPACE, value)
+    return Markdown(value.translate(_ESCAPES))
 
 
 def md(template: str, *values: object) -> Markdown:
