@@ -329,7 +329,16 @@ UNSPECIFIED_SITE_WORDS = ("unspecified", "unknown", "other site", "other specifi
 NEGATION_WORDS = ("no evidence", "negative for", "ruled out", "free of", "no metasta", "without metasta",
                   "not metasta")
 # Words after "metastatic … in/to" that are not a place ("metastatic disease in remission").
-NOT_A_SITE_WORDS = ("remission", "situ", "treatment", "patient", "setting", "response", "progress")
+NOT_A_SITE_WORDS = ("remission", "situ", "treatment", "patient", "setting", "response", "progress", "segment")
+# Nodes named by an intra-abdominal region are the display equivalent of C77.2 (regional for a pancreatic
+# cancer): "celiac nodes", "peripancreatic nodes", "portal lymph nodes", "mesenteric lymphadenopathy".
+INTRA_ABDOMINAL_NODE_REGIONS = ("intra-abdominal", "intraabdominal", "intra abdominal", "abdominal", "celiac",
+                                "coeliac", "peripancreatic", "pancreaticoduodenal", "portal", "periportal",
+                                "porta hepatis", "hepatoduodenal", "hepatic hilar", "mesenteric", "retroperitoneal",
+                                "para-aortic", "paraaortic", "peri-aortic", "regional", "local")
+NODE_WORDS = ("node", "nodal", "lymph")
+# A site only suspected ("…, suspected lung", "possible peritoneal involvement") never excludes on its own.
+UNCERTAIN_SITE_WORDS = ("suspect", "possibl", "probabl", "indeterminate", "questionabl", "equivocal", "?")
 
 # "Malignant" that is not a cancer (malignant hypertension / hyperthermia, neuroleptic malignant syndrome,
 # malignant otitis externa), or a sign of spread that names no primary (malignant pleural effusion,

@@ -332,14 +332,20 @@ def metastasis_sites(texts: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(site for site in found if site))
 
 
+_ROMAN_OR_NUMBER = re.compile(r"^(?:[ivx]+|\d+)$")
+
+
 def _site_class(site: str) -> str:
     site = site.strip()
     # "…of liver, primary site pancreas" / "…to liver, pancreatic primary": the primary is not a site.
-    if not site or site.startswith(codes.NOT_A_SITE_WORDS) or "primary" in site:
+    if not site or site.startswith(codes.NOT_A_SITE_WORDS) or "primary" in site or _ROMAN_OR_NUMBER.match(site):
+        return ""  # "…liver, segment VII and VIII": a part of the site already named, not a new one
+    if any(w in site for w in codes.UNCERTAIN_SITE_WORDS):
         return ""
     if any(w in site for w in codes.LIVER_SITE_WORDS) and not any(w in site for w in codes.NOT_LIVER_WORDS):
         return "liver"
-    if any(w in site for w in codes.REGIONAL_NODE_WORDS):
+    if any(w in site for w in codes.REGIONAL_NODE_WORDS) or (
+            any(w in site for w in codes.NODE_WORDS) and any(w in site for w in codes.INTRA_ABDOMINAL_NODE_REGIONS)):
         return "regional"
     if any(w in site for w in codes.UNSPECIFIED_SITE_WORDS) or site in ("site", "sites", "nodal", "node", "nodes", "lymph node", "lymph nodes"):
         # Lymph nodes without a region are not known to be distant: the site stays open (bodySite decides).

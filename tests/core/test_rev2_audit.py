@@ -1153,3 +1153,13 @@ def test_liver_wording_that_denies_or_is_not_the_liver(text):
     ("Pancreatic mass, CA 19-9 elevated", "fail"), ("Pancreatic calcifications", "fail")])
 def test_pancreatic_ca_shorthand(text, expected):
     assert statuses(pdac=condition(None, text=text, onset=300, id="pdac"))["pdac-diagnosis"] == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Metastasis to liver and celiac nodes", "pass"), ("Metastasis to liver and peripancreatic nodes", "pass"),
+    ("Metastases to liver and portal lymph nodes", "pass"), ("Metastasis to liver, segment VII and VIII", "pass"),
+    ("Metastatic to liver, suspected lung", "pass"), ("Metastasis to liver and lung nodules", "fail"),
+    ("Metastasis to liver and supraclavicular nodes", "fail"), ("Metastasis to liver and lung", "fail")])
+def test_sites_beside_the_liver(text, expected):
+    found = statuses(liver_met=condition(None, text=text, onset=290, id="liver-met"))
+    assert (found["liver-metastases"], found["extrahepatic-metastases"]) == ("pass", expected)
