@@ -56,6 +56,11 @@ class PatientRecord:
                 continue
             pending.append((resource, full_url))
         own_ids = record._patient_aliases(patient_id)
+        # One canonical order, whatever order the sender used: a Bulk export, a paged search and a Bundle
+        # list the same resources differently, and the evaluation object (evidence, drugs, notes, which
+        # of two equal records a reason names) must be the same for all of them. Stable: duplicates of
+        # one resource keep their order, so the first one sent is still the one indexed.
+        pending.sort(key=_canonical_order)
         for resource, full_url in pending:
             record._add(resource, full_url, own_ids)
         return record
@@ -167,6 +172,11 @@ class PatientRecord:
     @property
     def notes(self) -> list[str]:
         return list(self._notes.values())
+
+
+def _canonical_order(item: tuple[dict, str | None]) -> tuple[str, str]:
+    resource = item[0]
+    return resource["resourceType"], str(resource.get("id") or "")
 
 
 def _never_evidence(resource: dict) -> str | None:
