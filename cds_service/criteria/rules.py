@@ -7,12 +7,16 @@ means the as-of date minus 90 days or later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_mappings.facts import Diagnosis, MedicationUse, PatientFacts, Reading
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,37 @@ def rule(name: str) -> Callable[[Rule], Rule]:
 
 
 # --- small helpers -----------------------------------------------------------------------------
+
+# While one evaluation runs (``evaluate_facts``), what the rules derive from the whole record (this
+# cancer's Conditions, the PDAC diagnosis date, the chemotherapy start) is worked out once, not once per
+# medication or reading: per item it made the rules' time grow with the square of the record. Rules never
+# mutate the facts; outside ``derived_once()`` nothing is kept. The memo holds the facts object itself,
+# so an id cannot be reused while it lives.
+_DERIVED: ContextVar[dict[tuple[int, str], tuple[Any, Any]] | None] = ContextVar("rules_derived", default=None)
+
+
+@contextmanager
+def derived_once() -> Iterator[None]:
+    token = _DERIVED.set({})
+    try:
+        yield
+    finally:
+        _DERIVED.reset(token)
+
+
+def _once(facts: PatientFacts, compute: Callable[[PatientFacts], T]) -> T:
+    """``compute(facts)``, once per facts object within ``derived_once()`` (callers must not mutate it)."""
+    memo = _DERIVED.get()
+    if memo is None:
+        return compute(facts)
+    key = (id(facts), compute.__name__)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is facts:
+        return hit[1]
+    value = compute(facts)
+    memo[key] = (facts, value)
+    return value
+
 
 def within(when: date | None, as_of: date, days: int) -> bool:
     return when is not None and as_of - timedelta(days=days) <= when <= as_of
@@ -93,11 +128,11 @@ def for_this_cancer(use: MedicationUse, facts: PatientFacts) -> bool:
     one of its metastases (yes, whatever the date) or another cancer (never) — and so does a ``reasonCode``
     naming either (EHRs code the indication as often as they reference it); otherwise its start must be on
     or after 30 days before the PDAC diagnosis date (any start when that date is unknown)."""
-    if set(use.reasons) & this_cancer_refs(facts) or use.reason_cancer == "this":
+    if set(use.reasons) & _once(facts, this_cancer_refs) or use.reason_cancer == "this":
         return True
-    if set(use.reasons) & other_cancer_refs(facts) or use.reason_cancer == "other":
+    if set(use.reasons) & _once(facts, other_cancer_refs) or use.reason_cancer == "other":
         return False
-    diagnosed = pdac_diagnosis_date(facts)
+    diagnosed = _once(facts, pdac_diagnosis_date)
     if diagnosed is None:
         return True
     return use.date is not None and use.date >= diagnosed - timedelta(days=CHEMOTHERAPY_LEAD_DAYS)
@@ -105,6 +140,10 @@ def for_this_cancer(use: MedicationUse, facts: PatientFacts) -> bool:
 
 def chemotherapy_start(facts: PatientFacts) -> tuple[date | None, tuple[str, ...]]:
     """The earliest start of an anticancer drug given for this cancer, with the resources that give it."""
+    return _once(facts, _chemotherapy_start)
+
+
+def _chemotherapy_start(facts: PatientFacts) -> tuple[date | None, tuple[str, ...]]:
     # A cream or eye drop of an anticancer drug (fluorouracil cream for actinic keratoses) is not chemotherapy.
     counted = [m for m in facts.anticancer if m.local_route is None and for_this_cancer(m, facts)]
     dated = [m for m in counted if m.date is not None]
@@ -120,9 +159,9 @@ def about_this_cancer(reading: Reading, facts: PatientFacts) -> bool:
     if not reading.focus:
         return True
     focus = set(reading.focus)
-    if focus & this_cancer_refs(facts):
+    if focus & _once(facts, this_cancer_refs):
         return True
-    return not focus & other_cancer_refs(facts)
+    return not focus & _once(facts, other_cancer_refs)
 
 
 def age_in_years(born: date, on: date) -> int:
@@ -355,12 +394,15 @@ def _about_the_pancreatic_primary(reading: Reading, facts: PatientFacts) -> bool
     """A T4 / arterial involvement counts only when it is the PDAC's: its ``focus`` is a PDAC Condition, or —
     without focus — the record holds no other malignancy (active or not) and it is dated on or after the
     PDAC diagnosis (an older one, or one that may be another cancer's, says nothing about this primary)."""
-    pdac = {d.ref for d in facts.pdac}
     if reading.focus:
-        return bool(set(reading.focus) & pdac)
-    diagnosed = pdac_diagnosis_date(facts)
-    return (not other_cancers(facts) and diagnosed is not None and reading.date is not None
+        return bool(set(reading.focus) & _once(facts, _pdac_refs))
+    diagnosed = _once(facts, pdac_diagnosis_date)
+    return (not facts.other_malignancies and not getattr(facts, "malignancy_history", ()) and diagnosed is not None and reading.date is not None
             and reading.date >= diagnosed)
+
+
+def _pdac_refs(facts: PatientFacts) -> set[str]:
+    return {d.ref for d in facts.pdac}
 
 
 def _why_not_the_primary(reading: Reading, facts: PatientFacts) -> str:
@@ -444,9 +486,12 @@ def no_other_malignancy(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     visit_days = params.get("visit_diagnosis_days", window)
     blocking: list[Diagnosis] = []
     stale: list[Diagnosis] = []
+    over = _recorded_as_over(facts, window)
     for d in facts.other_malignancies:
         state = activity(d, facts.as_of, visit_days)
-        if state == ACTIVE or within(d.date, facts.as_of, window):
+        if d.visit_only and d.label.lower() in over:
+            stale.append(d)  # a recent visit diagnosis of a cancer the problem list says is over: ask
+        elif state == ACTIVE or within(d.date, facts.as_of, window):
             blocking.append(d)
         elif state == STALE:
             stale.append(d)
@@ -472,6 +517,14 @@ def no_other_malignancy(facts: PatientFacts, params: dict[str, Any]) -> Outcome:
     if earlier:
         return Outcome("pass", f"only earlier, inactive malignancies (over {window} days)", refs(earlier))
     return Outcome("pass", "no other malignancy recorded")
+
+
+def _recorded_as_over(facts: PatientFacts, window: int) -> set[str]:
+    """Labels of other cancers recorded with an inactive / resolved / remission status and not diagnosed within
+    the window. A status-less visit diagnosis of the same cancer (survivorship visits are often coded with
+    the cancer's own code) then contradicts that record: the rule asks instead of excluding."""
+    return {d.label.lower() for d in facts.other_malignancies + facts.malignancy_history
+            if d.status_says is False and not within(d.onset, facts.as_of, window)}
 
 
 @rule("no_recent_major_surgery")

@@ -1163,3 +1163,13 @@ def test_pancreatic_ca_shorthand(text, expected):
 def test_sites_beside_the_liver(text, expected):
     found = statuses(liver_met=condition(None, text=text, onset=290, id="liver-met"))
     assert (found["liver-metastases"], found["extrahepatic-metastases"]) == ("pass", expected)
+
+
+def test_recent_survivorship_visit_of_a_cancer_the_problem_list_says_is_resolved_asks():
+    # Problem list: breast cancer 2010, resolved. Visits last month coded with the cancer's own code (no status).
+    label = "Malignant neoplasm of right female breast"
+    resolved = condition("C50.911", display=label, onset="2010-03-01", clinical="resolved", category=EPIC_PROBLEM)
+    visit = epic_dx("C50.911", label, recorded=30, imo=None)
+    visit["code"]["text"] = label
+    assert statuses(resolved, visit)["other-malignancy"] == "unknown"
+    assert statuses(visit)["other-malignancy"] == "fail"  # without the resolved record: active by the window
