@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from cds_service.criteria.models import CriterionResult, Evaluation, TrialDefinition
-from cds_service.criteria.rules import RULES
+from cds_service.criteria.rules import RULES, derived_once
 from cds_service.criteria.summaries import SUMMARIES
 from fhir_mappings import PatientFacts, PatientRecord, extract_facts
 
@@ -31,6 +31,11 @@ def verdict(results: Iterable[CriterionResult]) -> str:
 
 
 def evaluate_facts(trial: TrialDefinition, facts: PatientFacts) -> Evaluation:
+    with derived_once():  # what the rules derive from the whole record, worked out once (rules.py)
+        return _evaluate_facts(trial, facts)
+
+
+def _evaluate_facts(trial: TrialDefinition, facts: PatientFacts) -> Evaluation:
     results = []
     notes = dict.fromkeys(facts.notes)  # the mappings' notes, then what each rule set aside (once each)
     for criterion in trial.criteria:
