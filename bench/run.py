@@ -11,6 +11,8 @@ b. No-prefetch path — the same hook with ``fhirServer`` = the local HAPI (seed
    (bench/fetch_baseline.py).
 c. Growth — ``evaluate_resources`` on records of 10 … 10 000 resources (bench/growth.py), and the
    memory (VmRSS) of each serve worker after the load of a.
+d. Where the time goes — CPU per stage of one hook call on the same body, in-process
+   (bench/profile_hook.py --json): printed after the summary.
 
 Every loop is bounded, every server listens on 127.0.0.1 only and is stopped on the way out.
 ``--quick`` runs fewer requests (a smoke test); ``--skip-hapi`` leaves out b. Results also go to
@@ -280,6 +282,16 @@ def print_summary(results: dict[str, Any]) -> None:
     print(line)
 
 
+def print_stages(d: dict[str, Any] | None) -> None:
+    if not d:
+        return
+    print(f"\nd. CPU per stage of one hook call ({d['seed']}, body {d['body_bytes']:,} bytes, in-process, "
+          f"{d['calls']} calls): {d['cpu_ms']:.3f} ms CPU per call in all")
+    width = max(len(row["stage"]) for row in d["stages"])
+    for row in d["stages"]:
+        print(f"  {row['stage']:<{width}}  {row['ms']:7.3f} ms  {row['share'] * 100:5.1f} %")
+
+
 # --- main ----------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 — reported, the other parts still run
         failed = True
         log(f"  c. failed: {exc}")
+
+    log("d. CPU per stage of one hook call (in-process, bench/profile_hook.py)")
+    try:
+        results["d"] = run_json([PY, "bench/profile_hook.py", "--json", "--seed", args.seed,
+                                 "--calls", "100" if args.quick else "400"], timeout=300)
+    except Exception as exc:  # noqa: BLE001
+        failed = True
+        log(f"  d. failed: {exc}")
 
     servers: list[Server] = []
     started_hapi = False
@@ -365,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     results["seconds"] = time.monotonic() - started
     (VAR / "results.json").write_text(json.dumps(results, indent=2))
     print_summary(results)
+    print_stages(results.get("d"))
     print(f"({results['seconds']:.0f} s; raw results in {VAR.relative_to(ROOT) / 'results.json'}, "
           f"server logs in {VAR.relative_to(ROOT)}/)")
     return 1 if failed else 0
