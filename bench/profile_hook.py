@@ -182,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app({"TRIALCDS_DEV": True, "TRIALCDS_DATABASE_URL": database})
         gc.collect()
         gc.freeze()  # as trialcds serve does in each worker
+        try:  # and its collector threshold, where the checkout has one
+            from cds_service.commands.serve import GC_THRESHOLD
+            gc.set_threshold(*GC_THRESHOLD)
+        except ImportError:
+            pass
         client = app.test_client()
         path = "/cds-services/nct05271110"
 

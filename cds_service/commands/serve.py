@@ -36,6 +36,7 @@ from cds_service.wsgi_bridge import CORS_ERROR_HEADERS, WsgiOverAsgi, outcome_bo
 # enough threads that calls stuck on a slow FHIR server leave room for everyone else; waiting threads
 # cost no CPU, and CPU-bound work is bounded by the GIL whatever the count.
 WSGI_THREADS = 16
+GC_THRESHOLD = (50_000, 20, 100)  # young collections every 50 000 net allocations (default 700)
 HEADER_TIMEOUT_S = 10.0  # from connection (or the last response) to a complete request head
 # glibc: buffers from this size up are mmap'ed and go back to the OS when freed (see below).
 LARGE_BUFFER_BYTES = 256 * 1024
@@ -183,6 +184,10 @@ class TrialcdsServer(BaseApplication):
         # (about a fifth of a hook call's CPU time with a long record's prefetch).
         gc.collect()
         gc.freeze()
+        # A hook call with a long record's prefetch makes tens of thousands of short-lived objects
+        # (refcounting frees them): the default threshold ran ~3 young collections per call, ~4 % of
+        # its CPU (docs/performance.md). As the screener's workers do (screening/engines/local.py).
+        gc.set_threshold(*GC_THRESHOLD)
         return WsgiOverAsgi(app, threads=WSGI_THREADS, max_body_bytes=app.config.get("MAX_CONTENT_LENGTH"))
 
 
