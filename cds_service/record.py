@@ -256,7 +256,7 @@ def _fetch(client: FhirClient, job: _Job, tracker: _Tracker) -> tuple[list[Pair]
         pairs, pages = _fetch_pages(client, job)
     except ResponseTooLarge:
         raise DataUnavailable(f"{job.key}: response too large (over {client.max_bytes} bytes)") from None
-    except DeadlinePassed:
+    except requests.Timeout:  # the deadline (DeadlinePassed), or a socket timeout that ran out with it
         raise DataUnavailable(f"{job.key}: the FHIR server did not answer within {client.deadline_s:g} s") from None
     except BaseFHIRError as exc:
         raise DataUnavailable(f"{job.key}: {_describe(exc)}") from None
