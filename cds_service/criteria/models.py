@@ -45,8 +45,13 @@ def _fields_of(data: Any, cls: type, where: str, required: tuple[str, ...]) -> d
     return data
 
 
+_JSON_SCALARS = (str, int, float, type(None))
+
+
 def _json_ready(value: Any) -> Any:
     """Dates as ISO text and tuples as lists, as pydantic's ``mode="json"`` gives them."""
+    if isinstance(value, _JSON_SCALARS):  # most values: first, and unchanged
+        return value
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
