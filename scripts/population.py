@@ -52,11 +52,11 @@ from cds_service.seeding import anchor_date, rebase_bundle, seed_bundles  # noqa
 from cds_service.trials import get_trial  # noqa: E402
 
 CACHE_ROOT = ROOT / ".cache" / "population"
-PLACEHOLDER = b"\x00R\x00"  # never in JSON text (a raw NUL is not allowed in a JSON string)
+PLACEHOLDER = "§R§".encode()  # "§R§": orjson writes it as these UTF-8 bytes; no FHIR id holds a §
 PDAC_EVERY = 50
 HISTORY_YEARS = 2
 SYNTHEA = {"population": 40, "seed": 7, "min_age": 50, "max_age": 90}  # shared with H3's tests (cache)
-VERSION = 2  # bump when the shape of the output changes (a new cache folder)
+VERSION = 3  # bump when the shape of the output changes (a new cache folder)
 
 
 # --- re-identification ---------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _mark_reference(value: str, ids: set[str], mark: str) -> str:
     return value
 
 
-def template_lines(resources: list[dict], mark: str = PLACEHOLDER.decode("latin-1")) -> list[tuple[str, bytes]]:
+def template_lines(resources: list[dict], mark: str = PLACEHOLDER.decode("utf-8")) -> list[tuple[str, bytes]]:
     """One patient's resources as (type, NDJSON line) with every id and reference to it marked."""
     ids = {r["id"] for r in resources if isinstance(r.get("id"), str)}
     lines = []
