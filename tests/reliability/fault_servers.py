@@ -25,8 +25,10 @@ import socket
 import threading
 import time
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.service.fhir_server import LoopbackHTTPServer
 
 MODES = ("hang", "trickle", "garbage", "huge", "gzip_bomb", "endless_next")
 
@@ -52,10 +54,7 @@ def huge_bundle(size: int) -> bytes:
     return json.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries}).encode()
 
 
-class _Server(ThreadingHTTPServer):
-    # socketserver listens with a backlog of 5: a hook call opens ~11 connections at once, and the
-    # SYNs beyond the backlog were dropped and resent a second later (1 s stalls in most calls).
-    request_queue_size = 128
+_Server = LoopbackHTTPServer
 
 
 class FaultServer:
