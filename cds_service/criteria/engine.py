@@ -73,7 +73,7 @@ def evaluate_resources(trial: TrialDefinition, resources: Iterable[object], as_o
 # the time at 10 000 resources, and a time per resource that grew with the record. The evaluation makes
 # no reference cycles of its own (refcounting frees what it drops), so for a large record the collector
 # waits until the evaluation ends. Hook calls' records (tens to a few hundred resources) are unaffected.
-LARGE_RECORD = 2_000
+LARGE_RECORD = 1_000
 _gc_lock = threading.Lock()
 _gc_pauses = 0
 _gc_was_enabled = False
