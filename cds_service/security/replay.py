@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Column, Float, MetaData, String, Table, delete, insert, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 metadata = MetaData()
 
@@ -34,7 +34,13 @@ class ReplayCache:
         self._engine = engine
         self._clock = clock
         self._next_purge = 0.0
-        ensure_table(engine)
+        try:
+            ensure_table(engine)
+        except SQLAlchemyError:
+            # The database is broken right now (a worker respawned during an outage, issue 11): a worker
+            # that cannot boot makes gunicorn halt the whole service. Claims fail → 503 until it is back;
+            # in production the table comes from the migrations anyway.
+            pass
 
     def claim(self, iss: str, jti: str, expires_at: float) -> bool:
         """Record the token; False when this (iss, jti) was already used and has not expired."""

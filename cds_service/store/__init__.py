@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 from collections import ChainMap
+from collections.abc import Callable
 
 from flask import Flask
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.store.config import StoreSettings, load_store_settings
 from cds_service.store.engine import DatabaseLimits, StoreConfigError, make_engine, normalise_url, sqlite_path
@@ -44,17 +46,62 @@ def init_app(app: Flask) -> None:
     store_settings = load_store_settings(ChainMap(dict(app.config), dict(os.environ)))
     url = app.config["TRIALCDS_DATABASE_URL"]
     engine = make_engine(url, store_settings.limits)
+    salt: str | Callable[[], str]
     if app.config.get("TRIALCDS_DEV") or app.config.get("TRIALCDS_DB_UPGRADE"):
         # An in-memory database exists only inside its engine: migrate that one.
         migrate.upgrade_database(url, engine=engine if _in_memory(url) else None)
+        salt = app.config.get("TRIALCDS_SALT") or _read_salt(engine)
+    elif _checked_by_parent():
+        # A serve worker: the master proved the database before forking. A worker may also start
+        # later — a respawn after another died, e.g. of SIGBUS on a truncated file — while the
+        # database is broken, and a worker that fails to boot makes gunicorn halt the whole service.
+        # So it boots without touching the database, answers 503 while it is broken, and reads the
+        # salt at the first call that finds it working.
+        salt = app.config.get("TRIALCDS_SALT") or _salt_when_ready(engine)
     else:
         migrate.check_ready(url)
-    salt = app.config.get("TRIALCDS_SALT") or migrate.stored_salt(engine)
-    if not salt:
-        raise StoreConfigError("the database has no patient-hash salt; run `trialcds db upgrade`")
+        salt = app.config.get("TRIALCDS_SALT") or _read_salt(engine)
     app.extensions[ENGINE_KEY] = engine
     app.extensions[SETTINGS_KEY] = store_settings
     app.extensions[STORE_KEY] = FeedbackStore(engine, salt, store_settings.rules, store_settings.retention)
+
+
+def _read_salt(engine: Engine) -> str:
+    from cds_service.store import migrate
+
+    salt = migrate.stored_salt(engine)
+    if not salt:
+        raise StoreConfigError("the database has no patient-hash salt; run `trialcds db upgrade`")
+    return salt
+
+
+def _salt_when_ready(engine: Engine) -> Callable[[], str]:
+    """Reads the salt at the first call that needs it, through the app's own engine (its time limits):
+    ``DatabaseNotReady`` or another SQLAlchemyError — the call answers 503 — until the database is
+    back at the current schema. Nothing is read at boot, so a broken database cannot delay it."""
+    from cds_service.store import migrate
+
+    def read() -> str:
+        state = migrate.schema_state(engine)
+        if not state.is_current:
+            raise DatabaseNotReady(f"schema {state.current}, expected {state.head}")
+        try:
+            return _read_salt(engine)
+        except StoreConfigError as exc:
+            raise DatabaseNotReady(str(exc)) from None
+
+    return read
+
+
+class DatabaseNotReady(SQLAlchemyError):
+    """The database the master checked is, for now, missing, broken or unreadable."""
+
+
+_checked_by_pid: int | None = None  # the process whose prepare_database proved the database
+
+
+def _checked_by_parent() -> bool:
+    return _checked_by_pid is not None and _checked_by_pid == os.getppid()
 
 
 def prepare_database(url: str, *, dev: bool) -> None:
@@ -62,11 +109,13 @@ def prepare_database(url: str, *, dev: bool) -> None:
     the database; production only checks it (StoreConfigError: one line, the command exits non-zero)."""
     from cds_service.store import migrate
 
+    global _checked_by_pid
     if dev:
         if not _in_memory(url):
             migrate.upgrade_database(url)
     else:
         migrate.check_ready(url)
+        _checked_by_pid = os.getpid()  # inherited by the workers forked from this process
 
 
 def _in_memory(url: str) -> bool:

@@ -20,7 +20,7 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -87,12 +87,16 @@ _ISSUED_CARD_QUERY = (select(card_issue.c.patient_hash, card_issue.c.user_hash)
 
 
 class FeedbackStore:
-    def __init__(self, engine: Engine, salt: str, rules: SuppressionRules = SuppressionRules(),
+    def __init__(self, engine: Engine, salt: str | Callable[[], str], rules: SuppressionRules = SuppressionRules(),
                  retention: Retention = Retention()) -> None:
+        """``salt``: the salt, or how to read it once the database answers (a worker started while
+        its database was broken: it answers 503 until then, see ``store.init_app``)."""
         self.engine = engine
         self.rules = rules
         self.retention = retention
-        self._salt = salt.encode()
+        self._salt_source = salt if callable(salt) else None
+        self._salt_bytes = salt.encode() if isinstance(salt, str) else None
+        self._salt_lock = threading.Lock()
         self._next_purge = 0.0
         self._purge_lock = threading.Lock()
 
@@ -100,6 +104,16 @@ class FeedbackStore:
         return f"<FeedbackStore {display_url(self.engine)}>"
 
     # --- hashes ------------------------------------------------------------------------------------
+
+    @property
+    def _salt(self) -> bytes:
+        if self._salt_bytes is None:
+            with self._salt_lock:
+                if self._salt_bytes is None:
+                    assert self._salt_source is not None
+                    # SQLAlchemyError while the database is still broken: the caller answers 503.
+                    self._salt_bytes = self._salt_source().encode()
+        return self._salt_bytes
 
     def patient_hash(self, patient_id: str) -> str:
         return hmac.new(self._salt, patient_id.encode(), hashlib.sha256).hexdigest()

@@ -356,3 +356,78 @@ def test_two_instances_on_one_postgresql_share_replay_and_suppression(tmp_path, 
         assert first.override(card["uuid"]).status == 200
         assert second.hook(bundles[ELIGIBLE], trial).body == {"cards": []}  # overridden on A, silent on B
         assert card_of(second.hook(bundles[OTHER], trial))  # other patients unaffected
+
+
+# --- SIGBUS: a truncated SQLite file under the workers --------------------------------------------
+
+BUSY_WAIT_S = 2  # TRIALCDS_DB_STATEMENT_TIMEOUT: SQLite's busy wait, here shorter than the default 5 s
+SIGBUS_503_S = BUSY_WAIT_S + 2.0  # a call on the broken file waits out the busy wait once, then 503
+
+
+@pytest.fixture
+def sqlite_service_short_busy_wait(tmp_path, signer):
+    folder = tmp_path / "db"
+    url = f"sqlite:///{folder / 'trialcds.sqlite'}"
+    env = service_env(tmp_path, signer, url)
+    env["TRIALCDS_DB_STATEMENT_TIMEOUT"] = str(BUSY_WAIT_S)
+    db_upgrade(env)
+    with serving(env, signer, tmp_path / "serve.log") as service:
+        yield service, folder, url
+
+
+def test_a_worker_killed_by_sigbus_is_replaced_by_one_that_answers_503_and_then_serves(
+        sqlite_service_short_busy_wait, bundles, trial):
+    """The database file and its ``-shm`` truncated under the running service (a full disk's cleanup,
+    a careless restore): SQLite memory-maps the ``-shm`` wal-index in WAL mode (``mmap_size`` is 0, so
+    not the database itself), and the next worker to touch it dies of SIGBUS. gunicorn respawns it.
+
+    Found by experiment — the mechanism was not a broken pool or engine inherited from the master (the
+    app and its engine are built in each worker after the fork; the master's start-up check disposes
+    its own), nor a lock left behind (the kernel drops a dead process's POSIX locks), nor a reused
+    ``-shm`` (with only the ``-shm`` truncated, the respawned workers rebuild it and serve at once): it
+    was the *boot* of the new worker. ``create_app`` checked the database (schema and salt); on the
+    truncated file that raised ("database is locked" while switching the empty file to WAL, or
+    "no trialcds schema"), the worker exited with gunicorn's boot-error code 3, and gunicorn's master
+    then *halts the whole service* ("Worker failed to boot") — nothing listened any more until an
+    operator restarted it. Now a worker forked by a master that proved the database starts anyway,
+    answers 503 + Retry-After while the database is broken, and serves once it has been restored.
+    Nothing acknowledged is lost: an override answered 200 before the fault is still in force after.
+    """
+    service, folder, url = sqlite_service_short_busy_wait
+    path = folder / "trialcds.sqlite"
+    card = card_of(service.hook(bundles[ELIGIBLE], trial))
+    assert service.override(card["uuid"]).status == 200  # acknowledged: must survive
+    backup = folder.parent / "backup.sqlite"
+    with sqlite3.connect(path) as live, sqlite3.connect(backup) as copy:
+        live.backup(copy)  # the operator's backup, taken while the service runs
+
+    os.truncate(path, 0)
+    os.truncate(f"{path}-shm", 0)
+    answers: list[Answer] = []
+    deadline = time.monotonic() + 25
+    while time.monotonic() < deadline and sum(a.status == 503 for a in answers) < 3:
+        try:
+            answers.append(service.hook(bundles[OTHER], trial, timeout=15))
+        except (ConnectionError, urllib.error.URLError, TimeoutError) as exc:
+            # The call that met the SIGBUS dies with its worker; a halted service refuses connections.
+            assert "refused" not in str(exc), f"the service is down:\n{service.log.read_text()[-3000:]}"
+            time.sleep(0.2)
+    log = service.log.read_text()
+    assert "was sent SIGBUS" in log, "the fault did not kill a worker: nothing was tested"
+    assert "Worker failed to boot" not in log
+    assert sum(a.status == 503 for a in answers) >= 3, [(a.status, a.body) for a in answers]
+    for answer in answers:  # no 500, no card recorded on a broken file
+        assert_outcome_503(answer, 15)
+    assert_outcome_503(answers[-1], SIGBUS_503_S)  # the respawned workers: up and answering
+    assert_unavailable(service.health(), SIGBUS_503_S)
+    print(f"after the SIGBUS, 503 in {', '.join(f'{a.seconds:.2f}' for a in answers)} s")
+
+    # The operator restores the backup (a new file moved into place; the stale WAL files removed).
+    restored = folder / "restored.sqlite"
+    shutil.copyfile(backup, restored)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.replace(restored, path)
+    prove_recovered(service, bundles, trial, ELIGIBLE)
+    assert_logged_as_unavailable(service.log)
+    assert feedback_rows(url) == 2  # the override from before the fault, and the dismiss after it
