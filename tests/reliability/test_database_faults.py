@@ -17,10 +17,11 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +32,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cds_service.seeding import anchor_date, rebase_bundle, seed_bundles
-from cds_service.store import feedback, make_engine, migrate
+from cds_service.store import card_issue, feedback, make_engine, migrate
 from cds_service.trials import get_trial
 from tests.pg import PostgresServer, postgres_cluster, wait_until
 from tests.security.keys import Signer, ec_signer
@@ -431,3 +432,67 @@ def test_a_worker_killed_by_sigbus_is_replaced_by_one_that_answers_503_and_then_
     prove_recovered(service, bundles, trial, ELIGIBLE)
     assert_logged_as_unavailable(service.log)
     assert feedback_rows(url) == 2  # the override from before the fault, and the dismiss after it
+
+
+def test_nothing_acknowledged_is_lost_when_workers_die_of_sigbus_under_load(sqlite_service, bundles, trial):
+    """The ``-shm`` alone truncated, twice, while two clients write: workers die of SIGBUS mid-call,
+    gunicorn respawns them and they rebuild the wal-index from the WAL. Every card the service sent
+    (each is recorded before the answer) and every feedback answered 200 is in the database after:
+    a commit is in the WAL file before it is acknowledged, and the ``-shm`` is only an index of it."""
+    service, folder, url = sqlite_service
+    shm = Path(f"{folder / 'trialcds.sqlite'}-shm")
+    stop = threading.Event()
+    sent_cards: set[str] = set()
+    overridden: set[str] = set()
+    lost_calls = [0]
+
+    def call(make: Callable[[], Answer]) -> Answer | None:
+        try:
+            return make()
+        except (ConnectionError, urllib.error.URLError, TimeoutError):
+            lost_calls[0] += 1  # its worker died: never acknowledged
+            return None
+
+    def cards_for(slug: str) -> None:
+        while not stop.is_set():
+            answer = call(lambda: service.hook(bundles[slug], trial, timeout=10))
+            if answer is not None and answer.status == 200:
+                sent_cards.update(card["uuid"] for card in answer.body["cards"])
+
+    def overrides() -> None:
+        for slug in [slug for slug in bundles if slug != OTHER]:
+            answer = call(lambda: service.hook(bundles[slug], trial, timeout=10))
+            if answer is None or answer.status != 200 or not answer.body["cards"]:
+                continue
+            card_uuid = answer.body["cards"][0]["uuid"]
+            sent_cards.add(card_uuid)
+            acknowledged = call(lambda: service.override(card_uuid))
+            if acknowledged is not None and acknowledged.status == 200:
+                overridden.add(card_uuid)
+            time.sleep(0.2)
+
+    writers = [threading.Thread(target=cards_for, args=(OTHER,)), threading.Thread(target=overrides)]
+    for writer in writers:
+        writer.start()
+    for _ in range(2):
+        time.sleep(1.0)
+        os.truncate(shm, 0)
+    time.sleep(1.0)
+    stop.set()
+    for writer in writers:
+        writer.join(timeout=30)
+
+    assert "was sent SIGBUS" in service.log.read_text(), "no worker died: nothing was tested"
+    assert sent_cards and overridden and lost_calls[0] >= 1, (len(sent_cards), len(overridden), lost_calls)
+    assert wait_until(lambda: service.health().status == 200, RECOVERY_S, 0.25)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            stored_cards = set(conn.execute(select(card_issue.c.card_uuid)).scalars())
+            stored_feedback = set(conn.execute(select(feedback.c.card_uuid)).scalars())
+    finally:
+        engine.dispose()
+    assert sent_cards <= stored_cards, f"{len(sent_cards - stored_cards)} cards sent but not recorded"
+    assert overridden <= stored_feedback, f"{len(overridden - stored_feedback)} acknowledged overrides lost"
+    print(f"{len(sent_cards)} cards and {len(overridden)} overrides acknowledged, all stored; "
+          f"{lost_calls[0]} calls died with their worker")
