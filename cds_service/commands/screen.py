@@ -17,12 +17,14 @@ The Bulk Data client (``cds_service.screening.bulk``) is called as::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
+from cds_service.asof import TIMEZONE_SETTING, site_today
 from cds_service.cli import UsageError
 
 EXIT_OK, EXIT_INCOMPLETE_INPUT, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
@@ -38,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--bundles", type=Path, metavar="DIR", help="a folder of one-patient Bundles (Synthea output)")
     p.add_argument("--group", metavar="ID", help="with --fhir-server: export this Group's patients only")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (created owner-only)")
-    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: today in TRIALCDS_TIMEZONE, UTC when unset)")
     p.add_argument("--trial", default="NCT05271110", help="trial id or service id (default: NCT05271110)")
     p.add_argument("--previous", type=Path, metavar="DIR", help="a previous run's --out: mark candidates not listed there as new")
     p.add_argument("--engine", choices=("local", "spark"), default="local")
@@ -86,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
             previous = read_previous(args.previous)
         except (OSError, KeyError, UnicodeDecodeError) as exc:
             raise UsageError(f"--previous {args.previous}: no readable candidates.csv ({exc.__class__.__name__})") from None
-    as_of = args.as_of or datetime.now(timezone.utc).date()
+    try:
+        # Today where the site is, as for the card and `trialcds evaluate`: the same patient on the
+        # same day must get the same evaluation from all three.
+        as_of = args.as_of or site_today(os.environ.get(TIMEZONE_SETTING))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     progress = Progress(quiet=args.quiet)
     timings: dict[str, float] = {}
     started = time.monotonic()
