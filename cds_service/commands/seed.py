@@ -7,11 +7,12 @@ nothing: the same command works against the local HAPI harness and a public sand
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from datetime import datetime, timezone
 
 import requests
 
+from cds_service.asof import TIMEZONE_SETTING, site_today
 from cds_service.cli import UsageError
 from cds_service.commands.evaluate import parse_as_of
 from cds_service.seeding import anchor_date, rebase_bundle, seed_bundles, transaction_from_bundle
@@ -21,14 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("seed", help="load the bundled synthetic patients into a FHIR server")
     p.add_argument("--fhir-server", required=True, help="FHIR R4 base URL, e.g. http://127.0.0.1:8090/fhir")
     p.add_argument("--as-of", type=parse_as_of, default=None,
-                   help="shift the seeds' dates so they are current on this date (default: today, UTC)")
+                   help="shift the seeds' dates so they are current on this date (default: today in TRIALCDS_TIMEZONE, UTC when unset)")
     p.add_argument("--token", default=None, help="a bearer token for the server, if it needs one")
     p.add_argument("--only", nargs="*", default=None, help="load only these seed slugs")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    target = args.as_of or datetime.now(timezone.utc).date()
+    try:
+        # Today where the site is: the as-of date of the service's hook calls, so window-edge seeds
+        # (p42, p53–p55) sit on their edges for the card too.
+        target = args.as_of or site_today(os.environ.get(TIMEZONE_SETTING))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     base = args.fhir_server.rstrip("/")
     headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
     if args.token:
