@@ -144,6 +144,13 @@ def _sqlite_engine(url: URL, limits: DatabaseLimits, *, create: bool) -> Engine:
         return create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The file holds the salt of the patient hashes: with it, anyone who can read the file can test
+        # patient ids against the hashes. Created owner-only whatever the umask; SQLite gives its -wal
+        # and -shm files the database file's mode. An existing file's mode is the operator's choice.
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
     mode = "rwc" if create else "rw"  # rw: a missing file is an error, never a new empty database
     uri = f"file:{quote(str(path))}?mode={mode}"
 
