@@ -132,7 +132,10 @@ def test_garbage_412_fast(app, bundles, trial, healthy):
     assert_serves_normally(app, bundles, trial, healthy)
 
 
-def test_huge_pages_412_response_too_large_with_bounded_memory(app, bundles, trial, healthy):
+def test_huge_pages_412_response_too_large_with_bounded_memory(tmp_path, bundles, trial, healthy):
+    # Every prefetch key asks the same server at once, so the peak is bounded by the number of keys times
+    # the byte cap — not by the 10 MB pages (12 keys × 10 MB read whole would be ~115 MiB).
+    app = capped_app(tmp_path, TEST_CAP)
     with FaultServer("huge") as huge:
         tracemalloc.start()
         try:
@@ -141,20 +144,28 @@ def test_huge_pages_412_response_too_large_with_bounded_memory(app, bundles, tri
         finally:
             tracemalloc.stop()
     assert_412(status, answer, seconds, DEADLINE_S, "response too large")
-    # The default cap is 5 MiB per response; a 10 MB page is refused while it is being read.
-    assert peak < 40 * 1024 * 1024, f"peak Python allocations {peak / 2**20:.0f} MiB"
+    bound = cap_bound(trial, TEST_CAP)
+    assert peak < bound, f"peak Python allocations {peak / 2**20:.0f} MiB (bound {bound / 2**20:.0f} MiB)"
     assert_serves_normally(app, bundles, trial, healthy)
 
 
-BOMB_TEST_CAP = 1024 * 1024
+TEST_CAP = 1024 * 1024
+
+
+def capped_app(tmp_path: Path, cap: int):
+    return create_app({"TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'capped.sqlite'}", "TRIALCDS_DEV": True,
+                       "TRIALCDS_FETCH_DEADLINE": DEADLINE_S, "TRIALCDS_FETCH_MAX_BYTES": str(cap)})
+
+
+def cap_bound(trial, cap: int) -> int:
+    """What a hook call may hold at once: every prefetch key's response at the cap, twice over for the
+    buffers and the inflater's windows — far below one uncapped 64 MiB bomb or 12 pages of 10 MB."""
+    return (len(trial.service.prefetch) + 1) * cap * 2
 
 
 def test_gzip_bomb_412_quickly_with_little_memory(tmp_path, bundles, trial, healthy):
-    # Every prefetch key is fetched at once from the same bomb, so the peak is bounded by the number of
-    # keys times the byte cap, not by what the bomb inflates to (64 MiB each). A 1 MiB cap makes that
-    # bound (a dozen keys: ~12 MiB plus the inflater's windows) far below a single inflated bomb.
-    app = create_app({"TRIALCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'bomb.sqlite'}", "TRIALCDS_DEV": True,
-                      "TRIALCDS_FETCH_DEADLINE": DEADLINE_S, "TRIALCDS_FETCH_MAX_BYTES": str(BOMB_TEST_CAP)})
+    # Every prefetch key is fetched at once from the same bomb (64 MiB each once inflated).
+    app = capped_app(tmp_path, TEST_CAP)
     with FaultServer("gzip_bomb") as bomb:
         tracemalloc.start()
         try:
@@ -163,10 +174,9 @@ def test_gzip_bomb_412_quickly_with_little_memory(tmp_path, bundles, trial, heal
         finally:
             tracemalloc.stop()
     assert_412(status, answer, seconds, 1.5, "response too large")
-    keys = len(trial.service.prefetch)
-    bound = (keys + 1) * BOMB_TEST_CAP * 2
+    bound = cap_bound(trial, TEST_CAP)
     assert peak < bound < 64 * 1024 * 1024, (
-        f"peak Python allocations {peak / 2**20:.0f} MiB for {keys} keys at a 1 MiB cap (the bomb inflates to 64)")
+        f"peak Python allocations {peak / 2**20:.0f} MiB (bound {bound / 2**20:.0f} MiB; the bomb inflates to 64)")
     assert_serves_normally(app, bundles, trial, healthy)
 
 
